@@ -1,0 +1,211 @@
+//! Herald's embedded store: one SQLite file in WAL mode.
+//!
+//! Writes go through a single writer thread that group-commits whatever queued while
+//! the previous commit ran ([`engine`]); reads use a small pool of connections. Every
+//! write returns only after its own commit, so "accepted means durable" holds.
+
+mod engine;
+mod messages;
+mod resources;
+mod rows;
+mod schema;
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use herald_core::{
+    AppId, Clock, EndpointId, MessageId,
+    model::{Application, Delivery, Endpoint, EventType, Message},
+};
+use herald_store::{
+    IdempotencyClaim, MessageFilter, MessageOutcome, NewMessage, Page, PageQuery, Store, StoreError, StoreResult,
+    StoredResponse, TokenRecord,
+};
+use rusqlite::types::Value;
+
+use crate::engine::{Engine, internal};
+
+pub use schema::VERSION as SCHEMA_VERSION;
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    engine: Engine,
+    clock: Clock,
+}
+
+impl SqliteStore {
+    /// Opens the database file at `path`, creating and migrating it as needed.
+    ///
+    /// # Errors
+    /// `Unavailable` when the file cannot be opened; `Internal` when its schema is newer
+    /// than this binary or a migration fails.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with_clock(path, std::sync::Arc::new(Utc::now))
+    }
+
+    /// Like [`SqliteStore::open`] with an injected clock (for tests).
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub fn open_with_clock(path: &Path, clock: Clock) -> StoreResult<Self> {
+        Ok(Self { engine: Engine::open(path)?, clock })
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+}
+
+fn found<T>(what: &'static str) -> impl FnOnce(Option<T>) -> StoreResult<T> {
+    move |v| v.ok_or(StoreError::NotFound(what))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.engine.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(engine::unavailable)).await
+    }
+
+    async fn create_token(&self, token: TokenRecord) -> StoreResult<()> {
+        self.engine.write(move |c| resources::insert_token(c, &token)).await
+    }
+
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let hash = hash.to_owned();
+        self.engine.read(move |c| resources::find_token(c, &hash)).await
+    }
+
+    async fn has_admin_token(&self) -> StoreResult<bool> {
+        self.engine
+            .read(|c| c.query_row("SELECT EXISTS (SELECT 1 FROM tokens WHERE app_id IS NULL)", [], |r| r.get(0)).map_err(internal))
+            .await
+    }
+
+    async fn create_application(&self, app: Application) -> StoreResult<Application> {
+        self.engine.write(move |c| resources::insert_application(c, &app).map(|()| app)).await
+    }
+
+    async fn get_application(&self, key: &str) -> StoreResult<Application> {
+        let key = key.to_owned();
+        self.engine.read(move |c| resources::find_application(c, &key)).await.and_then(found("application"))
+    }
+
+    async fn list_applications(&self, page: &PageQuery) -> StoreResult<Page<Application>> {
+        let page = page.clone();
+        let sql = format!("SELECT {} FROM applications WHERE 1 = 1", rows::APP_COLUMNS);
+        self.engine.read(move |c| resources::page(c, &sql, vec![], "id", &page, rows::application)).await
+    }
+
+    async fn update_application(&self, app: Application) -> StoreResult<Application> {
+        self.engine.write(move |c| resources::update_application(c, &app).map(|()| app)).await
+    }
+
+    async fn delete_application(&self, id: &AppId) -> StoreResult<()> {
+        let id = id.clone();
+        self.engine.write(move |c| resources::delete_application(c, &id)).await
+    }
+
+    async fn create_event_type(&self, event_type: EventType) -> StoreResult<EventType> {
+        self.engine.write(move |c| resources::insert_event_type(c, &event_type).map(|()| event_type)).await
+    }
+
+    async fn get_event_type(&self, name: &str) -> StoreResult<EventType> {
+        let name = name.to_owned();
+        self.engine.read(move |c| resources::find_event_type(c, &name)).await.and_then(found("event type"))
+    }
+
+    async fn list_event_types(&self, page: &PageQuery, include_archived: bool) -> StoreResult<Page<EventType>> {
+        let page = page.clone();
+        let filter = if include_archived { "1 = 1" } else { "archived = 0" };
+        let sql = format!("SELECT {} FROM event_types WHERE {filter}", rows::EVENT_TYPE_COLUMNS);
+        self.engine.read(move |c| resources::page(c, &sql, vec![], "name", &page, rows::event_type)).await
+    }
+
+    async fn update_event_type(&self, event_type: EventType) -> StoreResult<EventType> {
+        self.engine.write(move |c| resources::update_event_type(c, &event_type).map(|()| event_type)).await
+    }
+
+    async fn delete_event_type(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_owned();
+        self.engine
+            .write(move |c| {
+                let n = c.execute("DELETE FROM event_types WHERE name = ?1", [&name]).map_err(internal)?;
+                if n == 0 { Err(StoreError::NotFound("event type")) } else { Ok(()) }
+            })
+            .await
+    }
+
+    async fn create_endpoint(&self, endpoint: Endpoint) -> StoreResult<Endpoint> {
+        self.engine
+            .write(move |c| {
+                // The application may have been deleted since the API looked it up.
+                let app_exists = c
+                    .query_row("SELECT EXISTS (SELECT 1 FROM applications WHERE id = ?1)", [endpoint.app_id.as_str()], |r| {
+                        r.get::<_, bool>(0)
+                    })
+                    .map_err(internal)?;
+                if !app_exists {
+                    return Err(StoreError::NotFound("application"));
+                }
+                resources::insert_endpoint(c, &endpoint).map(|()| endpoint)
+            })
+            .await
+    }
+
+    async fn get_endpoint(&self, app: &AppId, key: &str) -> StoreResult<Endpoint> {
+        let (app, key) = (app.clone(), key.to_owned());
+        self.engine.read(move |c| resources::find_endpoint(c, &app, &key)).await.and_then(found("endpoint"))
+    }
+
+    async fn list_endpoints(&self, app: &AppId, page: &PageQuery) -> StoreResult<Page<Endpoint>> {
+        let page = page.clone();
+        let args = vec![Value::Text(app.as_str().to_owned())];
+        let sql = format!("SELECT {} FROM endpoints WHERE app_id = ?1", rows::ENDPOINT_COLUMNS);
+        self.engine.read(move |c| resources::page(c, &sql, args, "id", &page, rows::endpoint)).await
+    }
+
+    async fn update_endpoint(&self, endpoint: Endpoint) -> StoreResult<Endpoint> {
+        self.engine.write(move |c| resources::update_endpoint(c, &endpoint).map(|()| endpoint)).await
+    }
+
+    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> StoreResult<()> {
+        let (app, id) = (app.clone(), id.clone());
+        self.engine.write(move |c| resources::delete_endpoint(c, &app, &id)).await
+    }
+
+    async fn create_message(&self, new: NewMessage) -> StoreResult<MessageOutcome> {
+        let now = self.now();
+        self.engine.write(move |c| messages::create(c, new, now)).await
+    }
+
+    async fn get_message(&self, app: &AppId, key: &str) -> StoreResult<Message> {
+        let (app, key) = (app.clone(), key.to_owned());
+        self.engine.read(move |c| messages::find(c, &app, &key)).await.and_then(found("message"))
+    }
+
+    async fn list_messages(&self, app: &AppId, filter: &MessageFilter, page: &PageQuery) -> StoreResult<Page<Message>> {
+        let (app, filter, page) = (app.clone(), filter.clone(), page.clone());
+        self.engine.read(move |c| messages::list(c, &app, &filter, &page)).await
+    }
+
+    async fn list_deliveries(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Vec<Delivery>> {
+        let (app, msg_id) = (app.clone(), msg_id.clone());
+        self.engine.read(move |c| messages::deliveries(c, &app, &msg_id)).await
+    }
+
+    async fn claim_idempotency_key(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<IdempotencyClaim> {
+        let (key, now) = (key.to_owned(), self.now());
+        self.engine.write(move |c| messages::claim_key(c, &key, expires_at, now)).await
+    }
+
+    async fn complete_idempotency_key(&self, key: &str, response: StoredResponse) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.engine.write(move |c| messages::complete_key(c, &key, &response, None)).await
+    }
+
+    async fn release_idempotency_key(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.engine.write(move |c| messages::release_key(c, &key)).await
+    }
+}

@@ -1,0 +1,222 @@
+//! Accepting messages (the hot path: one group-committed job per request), reading
+//! them back, and idempotency keys.
+
+use chrono::{DateTime, Duration, Utc};
+use herald_core::{
+    AppId, EndpointId, MessageId,
+    model::{Delivery, DeliveryStatus, Message, subscription_accepts},
+};
+use herald_store::{
+    IdempotencyClaim, MessageFilter, MessageOutcome, NewMessage, Page, PageQuery, StoreError, StoreResult,
+    StoredResponse,
+};
+use rusqlite::{Connection, OptionalExtension, params, types::Value};
+
+use crate::{
+    resources::{self, find_application, insert_application},
+    rows::{self, db_err, ms, to_json},
+};
+
+/// A claimed key whose request has shown no sign of life for this long is taken over.
+const CLAIM_TIMEOUT: Duration = Duration::seconds(60);
+
+pub fn create(conn: &Connection, new: NewMessage, now: DateTime<Utc>) -> StoreResult<MessageOutcome> {
+    if let Some(idem) = &new.idempotency {
+        match claim_key(conn, &idem.key, idem.expires_at, now)? {
+            IdempotencyClaim::Claimed => {}
+            IdempotencyClaim::Completed(response) => return Ok(MessageOutcome::Replayed(response)),
+            IdempotencyClaim::InProgress => {
+                return Err(StoreError::Conflict("a request with this idempotency key is in progress".into()));
+            }
+        }
+    }
+    let app = match find_application(conn, &new.app_key)? {
+        Some(app) => app,
+        None => {
+            let app = new.create_app.ok_or(StoreError::NotFound("application"))?;
+            insert_application(conn, &app)?;
+            app
+        }
+    };
+    let mut message = new.message;
+    message.app_id = app.id.clone();
+    if let Some(event_id) = &message.event_id {
+        let taken = conn
+            .prepare_cached("SELECT 1 FROM messages WHERE app_id = ?1 AND event_id = ?2 AND created_at >= ?3 LIMIT 1")
+            .and_then(|mut s| s.exists(params![app.id.as_str(), event_id, ms(new.event_id_since)]))
+            .map_err(db_err("message"))?;
+        if taken {
+            return Err(StoreError::Conflict("a message with this eventId already exists".into()));
+        }
+    }
+    insert_message(conn, &message)?;
+    let deliveries = queue_deliveries(conn, &message)?;
+    if let Some(idem) = new.idempotency {
+        complete_key(conn, &idem.key, &idem.response, Some(idem.expires_at))?;
+    }
+    Ok(MessageOutcome::Created { message, deliveries })
+}
+
+fn insert_message(conn: &Connection, m: &Message) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .map_err(db_err("message"))?
+    .execute(params![
+        m.id.as_str(),
+        m.app_id.as_str(),
+        m.event_id,
+        m.event_type,
+        m.payload,
+        m.channels.as_ref().map(to_json).transpose()?,
+        m.tags.as_ref().map(to_json).transpose()?,
+        ms(m.created_at),
+        m.deliver_at.map(ms),
+        ms(m.expires_at),
+    ])
+    .map_err(db_err("a message with this id"))?;
+    Ok(())
+}
+
+/// One pending delivery per endpoint whose filters accept the message. Only the filter
+/// columns are read: this runs for every accepted message.
+fn queue_deliveries(conn: &Connection, m: &Message) -> StoreResult<Vec<Delivery>> {
+    let mut select = conn
+        .prepare_cached("SELECT id, disabled, event_types, channels FROM endpoints WHERE app_id = ?1")
+        .map_err(db_err("endpoint"))?;
+    let candidates = select
+        .query_map([m.app_id.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, Option<String>>(3)?))
+        })
+        .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+        .map_err(db_err("endpoint"))?;
+    let due = m.deliver_at.unwrap_or(m.created_at);
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+        )
+        .map_err(db_err("delivery"))?;
+    let mut queued = Vec::new();
+    for (id, disabled, types, channels) in candidates {
+        let types: Option<Vec<String>> = types.map(|t| serde_json::from_str(&t)).transpose().map_err(crate::engine::internal)?;
+        let wanted: Option<Vec<String>> =
+            channels.map(|c| serde_json::from_str(&c)).transpose().map_err(crate::engine::internal)?;
+        if !subscription_accepts(disabled, types.as_deref(), wanted.as_deref(), &m.event_type, m.channels.as_deref()) {
+            continue;
+        }
+        insert
+            .execute(params![m.id.as_str(), id, m.app_id.as_str(), DeliveryStatus::Pending.code(), ms(due)])
+            .map_err(db_err("delivery"))?;
+        queued.push(Delivery {
+            msg_id: m.id.clone(),
+            endpoint_id: EndpointId::try_from(id).map_err(crate::engine::internal)?,
+            app_id: m.app_id.clone(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: due,
+        });
+    }
+    Ok(queued)
+}
+
+/// A message of `app` by id, or by `eventId` (the newest with it).
+pub fn find(conn: &Connection, app: &AppId, key: &str) -> StoreResult<Option<Message>> {
+    let sql = if MessageId::is_id(key) {
+        format!("SELECT {} FROM messages WHERE app_id = ?1 AND id = ?2", rows::MESSAGE_COLUMNS)
+    } else {
+        format!(
+            "SELECT {} FROM messages WHERE app_id = ?1 AND event_id = ?2 ORDER BY id DESC LIMIT 1",
+            rows::MESSAGE_COLUMNS
+        )
+    };
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| s.query_row([app.as_str(), key], rows::message).optional())
+        .map_err(db_err("message"))
+}
+
+pub fn list(conn: &Connection, app: &AppId, filter: &MessageFilter, page: &PageQuery) -> StoreResult<Page<Message>> {
+    let mut sql = format!("SELECT {} FROM messages WHERE app_id = ?1", rows::MESSAGE_COLUMNS);
+    let mut args = vec![Value::Text(app.as_str().to_owned())];
+    let mut bind = |sql: &mut String, clause: &str, value: Value| {
+        args.push(value);
+        sql.push_str(&clause.replace('#', &format!("?{}", args.len())));
+    };
+    if let Some(types) = &filter.event_types {
+        sql.push_str(" AND event_type IN (");
+        for (i, t) in types.iter().enumerate() {
+            bind(&mut sql, if i == 0 { "#" } else { ", #" }, Value::Text(t.clone()));
+        }
+        sql.push(')');
+    }
+    if let Some(channel) = &filter.channel {
+        bind(&mut sql, " AND EXISTS (SELECT 1 FROM json_each(messages.channels) WHERE value = #)", Value::Text(channel.clone()));
+    }
+    if let Some(tag) = &filter.tag {
+        bind(&mut sql, " AND EXISTS (SELECT 1 FROM json_each(messages.tags) WHERE value = #)", Value::Text(tag.clone()));
+    }
+    if let Some(before) = filter.before {
+        bind(&mut sql, " AND created_at < #", Value::Integer(ms(before)));
+    }
+    if let Some(after) = filter.after {
+        bind(&mut sql, " AND created_at > #", Value::Integer(ms(after)));
+    }
+    resources::page(conn, &sql, args, "id", page, rows::message)
+}
+
+pub fn deliveries(conn: &Connection, app: &AppId, msg: &MessageId) -> StoreResult<Vec<Delivery>> {
+    conn.prepare_cached(&format!(
+        "SELECT {} FROM deliveries WHERE app_id = ?1 AND msg_id = ?2 ORDER BY endpoint_id",
+        rows::DELIVERY_COLUMNS
+    ))
+    .and_then(|mut s| s.query_map([app.as_str(), msg.as_str()], rows::delivery)?.collect())
+    .map_err(db_err("delivery"))
+}
+
+pub fn claim_key(conn: &Connection, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<IdempotencyClaim> {
+    let existing = conn
+        .prepare_cached("SELECT state, status, body, expires_at, created_at FROM idempotency_keys WHERE key = ?1")
+        .and_then(|mut s| {
+            s.query_row([key], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<u16>>(1)?, r.get::<_, Option<Vec<u8>>>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+            })
+            .optional()
+        })
+        .map_err(db_err("idempotency key"))?;
+    if let Some((state, status, body, expires, created)) = existing {
+        let live = expires > ms(now);
+        match (state, status) {
+            (1, Some(status)) if live => {
+                return Ok(IdempotencyClaim::Completed(StoredResponse { status, body: body.unwrap_or_default() }));
+            }
+            (0, _) if live && created > ms(now - CLAIM_TIMEOUT) => return Ok(IdempotencyClaim::InProgress),
+            _ => {
+                conn.execute("DELETE FROM idempotency_keys WHERE key = ?1", [key]).map_err(db_err("idempotency key"))?;
+            }
+        }
+    }
+    conn.prepare_cached("INSERT INTO idempotency_keys (key, state, created_at, expires_at) VALUES (?1, 0, ?2, ?3)")
+        .and_then(|mut s| s.execute(params![key, ms(now), ms(expires_at)]))
+        .map_err(db_err("idempotency key"))?;
+    Ok(IdempotencyClaim::Claimed)
+}
+
+pub fn complete_key(
+    conn: &Connection,
+    key: &str,
+    response: &StoredResponse,
+    expires_at: Option<DateTime<Utc>>,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE idempotency_keys SET state = 1, status = ?2, body = ?3, expires_at = COALESCE(?4, expires_at) WHERE key = ?1",
+    )
+    .and_then(|mut s| s.execute(params![key, response.status, response.body, expires_at.map(ms)]))
+    .map_err(db_err("idempotency key"))?;
+    Ok(())
+}
+
+pub fn release_key(conn: &Connection, key: &str) -> StoreResult<()> {
+    conn.execute("DELETE FROM idempotency_keys WHERE key = ?1 AND state = 0", [key]).map_err(db_err("idempotency key"))?;
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! Runs the shared store behaviour suite against a fresh SQLite file per test.
+
+use std::sync::Arc;
+
+use herald_store::DynStore;
+use herald_store_sqlite::SqliteStore;
+
+async fn fresh() -> (DynStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("herald.db")).expect("open store");
+    (Arc::new(store), dir)
+}
+
+herald_store::conformance_tests!(fresh());

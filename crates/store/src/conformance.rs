@@ -1,0 +1,381 @@
+//! The behavioural suite every [`Store`] backend must pass. A backend's tests invoke
+//! [`conformance_tests!`] with an expression that yields a fresh, empty store.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use herald_core::{
+    AppId, EndpointId, MessageId,
+    model::{Application, Endpoint, EndpointSecret, EventType, Message},
+};
+use rand::{SeedableRng, rngs::StdRng};
+
+use crate::{
+    Cursor, Direction, DynStore, IdempotencyClaim, IdempotencyWrite, MessageFilter, MessageOutcome, NewMessage, Order,
+    PageQuery, StoreError, StoredResponse,
+};
+
+/// Expands to one `#[tokio::test]` per conformance case; `$make` is an async
+/// expression returning a fresh [`DynStore`] and a guard (e.g. a temp dir) that is
+/// dropped when the case ends.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@cases $make;
+            applications_round_trip, application_uid_is_unique, pages_walk_both_ways,
+            event_types_round_trip, endpoints_are_scoped_to_their_app, message_fans_out_to_matching_endpoints,
+            message_idempotency_replays_without_writing, event_id_conflicts_within_window,
+            idempotency_claims_are_exclusive, concurrent_messages_all_commit, message_filters,
+            deleting_an_app_removes_its_data);
+    };
+    (@cases $make:expr; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (store, _guard): ($crate::DynStore, _) = $make.await;
+                $crate::conformance::$case(store).await;
+            }
+        )*
+    };
+}
+
+fn rng() -> StdRng {
+    StdRng::from_os_rng()
+}
+
+/// An application named `name` with an optional uid.
+pub fn app(name: &str, uid: Option<&str>) -> Application {
+    let now = Utc::now();
+    Application {
+        id: AppId::generate(now, &mut rng()),
+        uid: uid.map(str::to_owned),
+        name: name.to_owned(),
+        throttle_rate: None,
+        metadata: BTreeMap::from([("team".to_owned(), "core".to_owned())]),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// An endpoint of `app_id` with the given filters.
+pub fn endpoint(app_id: &AppId, types: Option<&[&str]>, channels: Option<&[&str]>) -> Endpoint {
+    let now = Utc::now();
+    let list = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
+    Endpoint {
+        id: EndpointId::generate(now, &mut rng()),
+        app_id: app_id.clone(),
+        uid: None,
+        url: "https://example.com/hook".into(),
+        description: String::new(),
+        throttle_rate: None,
+        disabled: false,
+        event_types: types.map(list),
+        channels: channels.map(list),
+        metadata: BTreeMap::new(),
+        headers: BTreeMap::from([("x-team".to_owned(), "core".to_owned())]),
+        secrets: vec![EndpointSecret::generate(&mut rng())],
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A new-message request for `app_key`.
+pub fn message(app_key: &str, event_type: &str, channels: Option<&[&str]>) -> NewMessage {
+    let now = Utc::now();
+    NewMessage {
+        app_key: app_key.to_owned(),
+        create_app: None,
+        message: Message {
+            id: MessageId::generate(now, &mut rng()),
+            // Placeholder: the store fills in the resolved application.
+            app_id: AppId::generate(now, &mut rng()),
+            event_id: None,
+            event_type: event_type.to_owned(),
+            payload: Some(r#"{"k": 1}"#.to_owned()),
+            channels: channels.map(|c| c.iter().map(|s| (*s).to_owned()).collect()),
+            tags: None,
+            created_at: now,
+            deliver_at: None,
+            expires_at: now + Duration::days(90),
+        },
+        idempotency: None,
+        event_id_since: now - Duration::hours(24),
+    }
+}
+
+fn created(outcome: MessageOutcome) -> (Message, Vec<herald_core::model::Delivery>) {
+    match outcome {
+        MessageOutcome::Created { message, deliveries } => (message, deliveries),
+        MessageOutcome::Replayed(_) => panic!("expected a new message, got a replay"),
+    }
+}
+
+pub async fn applications_round_trip(store: DynStore) {
+    let a = store.create_application(app("one", Some("one-uid"))).await.unwrap();
+    assert_eq!(store.get_application(a.id.as_str()).await.unwrap(), a);
+    assert_eq!(store.get_application("one-uid").await.unwrap(), a);
+    let mut changed = a.clone();
+    changed.name = "renamed".into();
+    changed.uid = None;
+    store.update_application(changed.clone()).await.unwrap();
+    assert_eq!(store.get_application(a.id.as_str()).await.unwrap().name, "renamed");
+    assert!(matches!(store.get_application("one-uid").await, Err(StoreError::NotFound(_))));
+    store.delete_application(&a.id).await.unwrap();
+    assert!(matches!(store.get_application(a.id.as_str()).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.delete_application(&a.id).await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn application_uid_is_unique(store: DynStore) {
+    store.create_application(app("a", Some("same"))).await.unwrap();
+    assert!(matches!(store.create_application(app("b", Some("same"))).await, Err(StoreError::Conflict(_))));
+    let other = store.create_application(app("c", Some("other"))).await.unwrap();
+    let mut clash = other.clone();
+    clash.uid = Some("same".into());
+    assert!(matches!(store.update_application(clash).await, Err(StoreError::Conflict(_))));
+}
+
+pub async fn pages_walk_both_ways(store: DynStore) {
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(store.create_application(app(&format!("app{i}"), None)).await.unwrap().id);
+    }
+    ids.sort();
+    for order in [Order::Ascending, Order::Descending] {
+        let mut expected = ids.clone();
+        if order == Order::Descending {
+            expected.reverse();
+        }
+        let mut seen = Vec::new();
+        let mut query = PageQuery::first(7, order);
+        let mut pages = Vec::new();
+        loop {
+            let page = store.list_applications(&query).await.unwrap();
+            seen.extend(page.items.iter().map(|a| a.id.clone()));
+            let last = page.items.last().map(|a| a.id.to_string());
+            pages.push(page.items.iter().map(|a| a.id.clone()).collect::<Vec<_>>());
+            if page.done {
+                break;
+            }
+            query.cursor = Some(Cursor { key: last.unwrap(), direction: Direction::Next });
+        }
+        assert_eq!(seen, expected, "forward walk in {order:?}");
+        // Walk back from the last page using each page's first key.
+        let mut back = Vec::new();
+        let mut first = pages.last().unwrap().first().unwrap().to_string();
+        back.extend(pages.last().unwrap().iter().rev().cloned());
+        loop {
+            let q = PageQuery { limit: 7, cursor: Some(Cursor { key: first, direction: Direction::Prev }), order };
+            let page = store.list_applications(&q).await.unwrap();
+            back.extend(page.items.iter().rev().map(|a| a.id.clone()));
+            if page.done {
+                break;
+            }
+            first = page.items.first().unwrap().id.to_string();
+        }
+        back.reverse();
+        assert_eq!(back, expected, "backward walk in {order:?}");
+    }
+}
+
+pub async fn event_types_round_trip(store: DynStore) {
+    let now = Utc::now();
+    let et = EventType {
+        name: "user.signup".into(),
+        description: "A user signed up".into(),
+        archived: false,
+        deprecated: false,
+        schemas: Some(serde_json::json!({"1": {"type": "object"}})),
+        group_name: None,
+        feature_flags: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_event_type(et.clone()).await.unwrap();
+    assert!(matches!(store.create_event_type(et.clone()).await, Err(StoreError::Conflict(_))));
+    let mut archived = store.get_event_type("user.signup").await.unwrap();
+    assert_eq!(archived.schemas, et.schemas);
+    archived.archived = true;
+    store.update_event_type(archived).await.unwrap();
+    let visible = store.list_event_types(&PageQuery::first(50, Order::Ascending), false).await.unwrap();
+    assert!(visible.items.is_empty());
+    let all = store.list_event_types(&PageQuery::first(50, Order::Ascending), true).await.unwrap();
+    assert_eq!(all.items.len(), 1);
+    store.delete_event_type("user.signup").await.unwrap();
+    assert!(matches!(store.get_event_type("user.signup").await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn endpoints_are_scoped_to_their_app(store: DynStore) {
+    let a = store.create_application(app("a", None)).await.unwrap();
+    let b = store.create_application(app("b", None)).await.unwrap();
+    let mut ep = endpoint(&a.id, None, None);
+    ep.uid = Some("ep-uid".into());
+    let ep = store.create_endpoint(ep).await.unwrap();
+    assert_eq!(store.get_endpoint(&a.id, "ep-uid").await.unwrap(), ep);
+    assert!(matches!(store.get_endpoint(&b.id, ep.id.as_str()).await, Err(StoreError::NotFound(_))));
+    let mut dup = endpoint(&a.id, None, None);
+    dup.uid = Some("ep-uid".into());
+    assert!(matches!(store.create_endpoint(dup).await, Err(StoreError::Conflict(_))));
+    let mut same_uid_other_app = endpoint(&b.id, None, None);
+    same_uid_other_app.uid = Some("ep-uid".into());
+    store.create_endpoint(same_uid_other_app).await.unwrap();
+    assert!(matches!(store.create_endpoint(endpoint(&AppId::generate(Utc::now(), &mut rng()), None, None)).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.delete_endpoint(&b.id, &ep.id).await, Err(StoreError::NotFound(_))));
+    store.delete_endpoint(&a.id, &ep.id).await.unwrap();
+    assert!(store.list_endpoints(&a.id, &PageQuery::first(10, Order::Ascending)).await.unwrap().items.is_empty());
+}
+
+pub async fn message_fans_out_to_matching_endpoints(store: DynStore) {
+    let a = store.create_application(app("a", Some("fan"))).await.unwrap();
+    let all = store.create_endpoint(endpoint(&a.id, None, None)).await.unwrap();
+    let typed = store.create_endpoint(endpoint(&a.id, Some(&["user.signup"]), None)).await.unwrap();
+    store.create_endpoint(endpoint(&a.id, Some(&["other"]), None)).await.unwrap();
+    let channeled = store.create_endpoint(endpoint(&a.id, None, Some(&["eu"]))).await.unwrap();
+    let mut disabled = endpoint(&a.id, None, None);
+    disabled.disabled = true;
+    store.create_endpoint(disabled).await.unwrap();
+
+    let (msg, deliveries) = created(store.create_message(message("fan", "user.signup", Some(&["eu", "us"]))).await.unwrap());
+    assert_eq!(msg.app_id, a.id);
+    let mut got: Vec<_> = deliveries.iter().map(|d| d.endpoint_id.clone()).collect();
+    got.sort();
+    let mut want = vec![all.id.clone(), typed.id.clone(), channeled.id.clone()];
+    want.sort();
+    assert_eq!(got, want);
+    let stored: Vec<_> = store.list_deliveries(&a.id, &msg.id).await.unwrap().into_iter().map(|d| d.endpoint_id).collect();
+    assert_eq!(stored, want);
+    assert_eq!(store.get_message(&a.id, msg.id.as_str()).await.unwrap(), msg);
+    assert!(matches!(store.create_message(message("nope", "x", None)).await, Err(StoreError::NotFound(_))));
+    let mut inline = message("new-app-uid", "x", None);
+    inline.create_app = Some(app("inline", Some("new-app-uid")));
+    let (m, d) = created(store.create_message(inline).await.unwrap());
+    assert!(d.is_empty());
+    assert_eq!(store.get_application("new-app-uid").await.unwrap().id, m.app_id);
+}
+
+pub async fn message_idempotency_replays_without_writing(store: DynStore) {
+    let a = store.create_application(app("a", None)).await.unwrap();
+    let key = "tok|POST|/msg|k1".to_owned();
+    let write = |body: &str| IdempotencyWrite {
+        key: key.clone(),
+        response: StoredResponse { status: 202, body: body.as_bytes().to_vec() },
+        expires_at: Utc::now() + Duration::hours(24),
+    };
+    let mut first = message(a.id.as_str(), "t", None);
+    first.idempotency = Some(write("first"));
+    created(store.create_message(first).await.unwrap());
+    let mut second = message(a.id.as_str(), "t", None);
+    second.idempotency = Some(write("second"));
+    match store.create_message(second).await.unwrap() {
+        MessageOutcome::Replayed(r) => assert_eq!(r.body, b"first"),
+        MessageOutcome::Created { .. } => panic!("a replayed key must not create a message"),
+    }
+    let listed = store.list_messages(&a.id, &MessageFilter::default(), &PageQuery::first(10, Order::Descending)).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+}
+
+pub async fn event_id_conflicts_within_window(store: DynStore) {
+    let a = store.create_application(app("a", None)).await.unwrap();
+    let mut m = message(a.id.as_str(), "t", None);
+    m.message.event_id = Some("evt-1".into());
+    let (first, _) = created(store.create_message(m.clone()).await.unwrap());
+    let mut again = message(a.id.as_str(), "t", None);
+    again.message.event_id = Some("evt-1".into());
+    assert!(matches!(store.create_message(again.clone()).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.get_message(&a.id, "evt-1").await.unwrap().id, first.id);
+    // Outside the window the same eventId is accepted again.
+    again.event_id_since = Utc::now() + Duration::seconds(1);
+    created(store.create_message(again).await.unwrap());
+}
+
+pub async fn idempotency_claims_are_exclusive(store: DynStore) {
+    let expires = Utc::now() + Duration::hours(24);
+    let claims = futures_join(store.clone(), "race-key", expires).await;
+    assert_eq!(claims.iter().filter(|c| **c == IdempotencyClaim::Claimed).count(), 1, "{claims:?}");
+    store.complete_idempotency_key("race-key", StoredResponse { status: 201, body: b"{}".to_vec() }).await.unwrap();
+    assert_eq!(
+        store.claim_idempotency_key("race-key", expires).await.unwrap(),
+        IdempotencyClaim::Completed(StoredResponse { status: 201, body: b"{}".to_vec() })
+    );
+    assert_eq!(store.claim_idempotency_key("other", expires).await.unwrap(), IdempotencyClaim::Claimed);
+    store.release_idempotency_key("other").await.unwrap();
+    assert_eq!(store.claim_idempotency_key("other", expires).await.unwrap(), IdempotencyClaim::Claimed);
+    let past: DateTime<Utc> = Utc::now() - Duration::seconds(1);
+    assert_eq!(store.claim_idempotency_key("expired", past).await.unwrap(), IdempotencyClaim::Claimed);
+    assert_eq!(store.claim_idempotency_key("expired", expires).await.unwrap(), IdempotencyClaim::Claimed);
+}
+
+async fn futures_join(store: DynStore, key: &'static str, expires: DateTime<Utc>) -> Vec<IdempotencyClaim> {
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim_idempotency_key(key, expires).await.unwrap() })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+pub async fn concurrent_messages_all_commit(store: DynStore) {
+    let a = store.create_application(app("a", None)).await.unwrap();
+    store.create_endpoint(endpoint(&a.id, None, None)).await.unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let store = store.clone();
+            let key = a.id.to_string();
+            tokio::spawn(async move { created(store.create_message(message(&key, "t", None)).await.unwrap()) })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for t in tasks {
+        let (m, d) = t.await.unwrap();
+        assert_eq!(d.len(), 1);
+        ids.insert(m.id);
+    }
+    let mut listed = 0;
+    let mut q = PageQuery::first(250, Order::Ascending);
+    loop {
+        let page = store.list_messages(&a.id, &MessageFilter::default(), &q).await.unwrap();
+        listed += page.items.iter().filter(|m| ids.contains(&m.id)).count();
+        if page.done {
+            break;
+        }
+        q.cursor = Some(Cursor { key: page.items.last().unwrap().id.to_string(), direction: Direction::Next });
+    }
+    assert_eq!((ids.len(), listed), (200, 200));
+}
+
+pub async fn message_filters(store: DynStore) {
+    let a = store.create_application(app("a", None)).await.unwrap();
+    let mut tagged = message(a.id.as_str(), "user.signup", Some(&["eu"]));
+    tagged.message.tags = Some(vec!["vip".into()]);
+    created(store.create_message(tagged).await.unwrap());
+    created(store.create_message(message(a.id.as_str(), "user.deleted", None)).await.unwrap());
+    let q = PageQuery::first(50, Order::Descending);
+    let count = |filter: MessageFilter| {
+        let (store, a, q) = (store.clone(), a.id.clone(), q.clone());
+        async move { store.list_messages(&a, &filter, &q).await.unwrap().items.len() }
+    };
+    assert_eq!(count(MessageFilter::default()).await, 2);
+    assert_eq!(count(MessageFilter { event_types: Some(vec!["user.signup".into()]), ..Default::default() }).await, 1);
+    assert_eq!(
+        count(MessageFilter { event_types: Some(vec!["user.signup".into(), "user.deleted".into()]), ..Default::default() }).await,
+        2
+    );
+    assert_eq!(count(MessageFilter { channel: Some("eu".into()), ..Default::default() }).await, 1);
+    assert_eq!(count(MessageFilter { tag: Some("vip".into()), ..Default::default() }).await, 1);
+    assert_eq!(count(MessageFilter { tag: Some("nope".into()), ..Default::default() }).await, 0);
+    assert_eq!(count(MessageFilter { before: Some(Utc::now() - Duration::hours(1)), ..Default::default() }).await, 0);
+    assert_eq!(count(MessageFilter { after: Some(Utc::now() - Duration::hours(1)), ..Default::default() }).await, 2);
+}
+
+pub async fn deleting_an_app_removes_its_data(store: DynStore) {
+    let a = store.create_application(app("a", None)).await.unwrap();
+    store.create_endpoint(endpoint(&a.id, None, None)).await.unwrap();
+    let (m, _) = created(store.create_message(message(a.id.as_str(), "t", None)).await.unwrap());
+    store.delete_application(&a.id).await.unwrap();
+    assert!(store.list_deliveries(&a.id, &m.id).await.unwrap().is_empty());
+    assert!(matches!(store.get_message(&a.id, m.id.as_str()).await, Err(StoreError::NotFound(_))));
+}

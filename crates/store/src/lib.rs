@@ -1,0 +1,181 @@
+//! The storage boundary: one [`Store`] trait whose methods follow Herald's use cases
+//! (not its tables), so each backend can do each one in a single transaction with the
+//! SQL that suits it. Records are `herald_core::model` types.
+//!
+//! Backends live in their own crates (`herald-store-sqlite`, later PostgreSQL) and run
+//! the shared behavioural suite in [`conformance`] (feature `conformance`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use herald_core::{
+    AppId, EndpointId, TokenId,
+    model::{Application, Delivery, Endpoint, EventType, Message},
+};
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod page;
+
+pub use page::{Cursor, Direction, Order, Page, PageQuery};
+
+/// What went wrong in the store, in terms callers act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The addressed record does not exist (or belongs to another application).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness rule was broken; the text says which.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database could not be reached or is overloaded; retrying may work.
+    #[error("store unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Anything else: a bug or corrupt data.
+    #[error("store failure")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An API token as stored: only the hash of the secret part is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: TokenId,
+    /// Hex SHA-256 of the full token string.
+    pub hash: String,
+    /// `None` for a server-wide (admin) token; else the only application it may touch.
+    pub app_id: Option<AppId>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A response kept for an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// The result of claiming an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// The key is new and now reserved by the caller, who must complete or release it.
+    Claimed,
+    /// A request with this key finished already: answer with its response.
+    Completed(StoredResponse),
+    /// A request with this key is still running.
+    InProgress,
+}
+
+/// An idempotency record to write together with the data it answers for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyWrite {
+    /// Already scoped to the caller (token and route) by the API.
+    pub key: String,
+    pub response: StoredResponse,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Everything needed to accept one message.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The application, by id or uid, as given in the request path.
+    pub app_key: String,
+    /// Created when `app_key` names no application (the request's inline `application`).
+    pub create_app: Option<Application>,
+    /// The message; its `app_id` is filled in by the store from the resolved application.
+    pub message: Message,
+    /// Written in the same transaction, so a replay sees the response iff the message exists.
+    pub idempotency: Option<IdempotencyWrite>,
+    /// Messages of the same app with the same `eventId` created after this conflict.
+    pub event_id_since: DateTime<Utc>,
+}
+
+/// What happened to a [`NewMessage`].
+#[derive(Debug, Clone)]
+pub enum MessageOutcome {
+    /// Committed: the message (with its `app_id`) and the deliveries queued for it.
+    Created { message: Message, deliveries: Vec<Delivery> },
+    /// The idempotency key was used before; nothing was written.
+    Replayed(StoredResponse),
+}
+
+/// Filters for listing messages.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub event_types: Option<Vec<String>>,
+    pub channel: Option<String>,
+    pub tag: Option<String>,
+    pub before: Option<DateTime<Utc>>,
+    pub after: Option<DateTime<Utc>>,
+}
+
+/// Herald's persistence. All methods are scoped by application where the data is.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Stores a new token.
+    async fn create_token(&self, token: TokenRecord) -> StoreResult<()>;
+    /// Finds a token by the hash of its secret.
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Whether any server-wide token exists (first-start bootstrap).
+    async fn has_admin_token(&self) -> StoreResult<bool>;
+
+    /// Creates an application; `Conflict` if its `uid` is taken.
+    async fn create_application(&self, app: Application) -> StoreResult<Application>;
+    /// An application by id or uid.
+    async fn get_application(&self, key: &str) -> StoreResult<Application>;
+    /// A page of applications, ordered by id.
+    async fn list_applications(&self, page: &PageQuery) -> StoreResult<Page<Application>>;
+    /// Replaces an application's fields (matched by id); `Conflict` if its `uid` is taken.
+    async fn update_application(&self, app: Application) -> StoreResult<Application>;
+    /// Deletes an application and everything under it.
+    async fn delete_application(&self, id: &AppId) -> StoreResult<()>;
+
+    /// Creates an event type; `Conflict` if the name exists.
+    async fn create_event_type(&self, event_type: EventType) -> StoreResult<EventType>;
+    /// An event type by name, archived or not.
+    async fn get_event_type(&self, name: &str) -> StoreResult<EventType>;
+    /// A page of event types, ordered by name.
+    async fn list_event_types(&self, page: &PageQuery, include_archived: bool) -> StoreResult<Page<EventType>>;
+    /// Replaces an event type's fields (matched by name).
+    async fn update_event_type(&self, event_type: EventType) -> StoreResult<EventType>;
+    /// Removes an event type for good (`expunge`).
+    async fn delete_event_type(&self, name: &str) -> StoreResult<()>;
+
+    /// Creates an endpoint; `Conflict` if its `uid` is taken within the application.
+    async fn create_endpoint(&self, endpoint: Endpoint) -> StoreResult<Endpoint>;
+    /// An endpoint of `app` by id or uid.
+    async fn get_endpoint(&self, app: &AppId, key: &str) -> StoreResult<Endpoint>;
+    /// A page of `app`'s endpoints, ordered by id.
+    async fn list_endpoints(&self, app: &AppId, page: &PageQuery) -> StoreResult<Page<Endpoint>>;
+    /// Replaces an endpoint's fields (matched by app and id); `Conflict` on a taken `uid`.
+    async fn update_endpoint(&self, endpoint: Endpoint) -> StoreResult<Endpoint>;
+    /// Deletes an endpoint and its queued deliveries.
+    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> StoreResult<()>;
+
+    /// Accepts a message: in one transaction, resolves (or creates) the application,
+    /// enforces `eventId` uniqueness, stores the message, one delivery per endpoint that
+    /// accepts it, and the idempotency record. Returns only after the commit.
+    async fn create_message(&self, new: NewMessage) -> StoreResult<MessageOutcome>;
+    /// A message of `app` by id or `eventId`.
+    async fn get_message(&self, app: &AppId, key: &str) -> StoreResult<Message>;
+    /// A page of `app`'s messages, ordered by id.
+    async fn list_messages(&self, app: &AppId, filter: &MessageFilter, page: &PageQuery) -> StoreResult<Page<Message>>;
+    /// The deliveries queued for a message (for tests and the attempt views).
+    async fn list_deliveries(&self, app: &AppId, msg_id: &herald_core::MessageId) -> StoreResult<Vec<Delivery>>;
+
+    /// Reserves `key` until `expires_at`, or reports its earlier use.
+    async fn claim_idempotency_key(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<IdempotencyClaim>;
+    /// Stores the response for a claimed key.
+    async fn complete_idempotency_key(&self, key: &str, response: StoredResponse) -> StoreResult<()>;
+    /// Releases a claimed key whose request failed, so a retry can run.
+    async fn release_idempotency_key(&self, key: &str) -> StoreResult<()>;
+}
+
+/// The shared handle handlers and workers hold.
+pub type DynStore = Arc<dyn Store>;
