@@ -6,6 +6,7 @@
 
 pub mod ids;
 pub mod model;
+pub mod net;
 pub mod retry;
 pub mod validate;
 
@@ -15,3 +16,9 @@ pub use validate::{ValidationError, Violation};
 
 /// The time source, injected so tests can control it; production passes `Utc::now`.
 pub type Clock = std::sync::Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>;
+
+/// Drops sub-millisecond precision: stores keep times to the millisecond, so values
+/// created with a truncated clock read back equal.
+pub fn to_millis(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}

@@ -50,10 +50,7 @@ pub struct EndpointSecret {
 
 impl std::fmt::Debug for EndpointSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EndpointSecret")
-            .field("key", &"[redacted]")
-            .field("expires_at", &self.expires_at)
-            .finish()
+        f.debug_struct("EndpointSecret").field("key", &"[redacted]").field("expires_at", &self.expires_at).finish()
     }
 }
 
@@ -65,7 +62,10 @@ impl EndpointSecret {
     pub fn generate(rng: &mut impl RngCore) -> Self {
         let mut raw = [0u8; 24];
         rng.fill_bytes(&mut raw);
-        Self { key: format!("{SECRET_PREFIX}{}", base64::engine::general_purpose::STANDARD.encode(raw)), expires_at: None }
+        Self {
+            key: format!("{SECRET_PREFIX}{}", base64::engine::general_purpose::STANDARD.encode(raw)),
+            expires_at: None,
+        }
     }
 
     /// Accepts a caller-supplied secret: optional `whsec_` prefix, then base64 of

@@ -73,12 +73,8 @@ impl FromStr for RetrySchedule {
     type Err = RetryScheduleError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let delays = s
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(parse_duration)
-            .collect::<Result<Vec<_>, _>>()?;
+        let delays =
+            s.split(',').map(str::trim).filter(|e| !e.is_empty()).map(parse_duration).collect::<Result<Vec<_>, _>>()?;
         Self::new(delays)
     }
 }
@@ -113,15 +109,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, RetryScheduleError> {
 /// Prints a duration in the largest unit that divides it exactly.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let s = d.as_secs();
     match s {
         0 => "0s".to_owned(),
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
+        s if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        s if s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        s if s.is_multiple_of(60) => format!("{}m", s / 60),
         s => format!("{s}s"),
     }
 }

@@ -18,11 +18,7 @@ pub struct Violation {
 impl Violation {
     /// A `value_error` at `loc`.
     pub fn new(loc: &[&str], msg: impl Into<String>) -> Self {
-        Self {
-            loc: loc.iter().map(|s| (*s).to_owned()).collect(),
-            msg: msg.into(),
-            kind: "value_error".to_owned(),
-        }
+        Self { loc: loc.iter().map(|s| (*s).to_owned()).collect(), msg: msg.into(), kind: "value_error".to_owned() }
     }
 }
 

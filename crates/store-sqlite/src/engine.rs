@@ -111,8 +111,9 @@ impl Engine {
             let conn = match pooled {
                 Some(conn) => conn,
                 None => {
-                    let conn = open_connection(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                        .map_err(unavailable)?;
+                    let conn =
+                        open_connection(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                            .map_err(unavailable)?;
                     conn.pragma_update(None, "query_only", true).map_err(unavailable)?;
                     conn
                 }

@@ -78,7 +78,10 @@ impl Store for SqliteStore {
 
     async fn has_admin_token(&self) -> StoreResult<bool> {
         self.engine
-            .read(|c| c.query_row("SELECT EXISTS (SELECT 1 FROM tokens WHERE app_id IS NULL)", [], |r| r.get(0)).map_err(internal))
+            .read(|c| {
+                c.query_row("SELECT EXISTS (SELECT 1 FROM tokens WHERE app_id IS NULL)", [], |r| r.get(0))
+                    .map_err(internal)
+            })
             .await
     }
 
@@ -141,9 +144,11 @@ impl Store for SqliteStore {
             .write(move |c| {
                 // The application may have been deleted since the API looked it up.
                 let app_exists = c
-                    .query_row("SELECT EXISTS (SELECT 1 FROM applications WHERE id = ?1)", [endpoint.app_id.as_str()], |r| {
-                        r.get::<_, bool>(0)
-                    })
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM applications WHERE id = ?1)",
+                        [endpoint.app_id.as_str()],
+                        |r| r.get::<_, bool>(0),
+                    )
                     .map_err(internal)?;
                 if !app_exists {
                     return Err(StoreError::NotFound("application"));

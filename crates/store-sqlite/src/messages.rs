@@ -87,7 +87,12 @@ fn queue_deliveries(conn: &Connection, m: &Message) -> StoreResult<Vec<Delivery>
         .map_err(db_err("endpoint"))?;
     let candidates = select
         .query_map([m.app_id.as_str()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, Option<String>>(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
         })
         .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
         .map_err(db_err("endpoint"))?;
@@ -100,7 +105,8 @@ fn queue_deliveries(conn: &Connection, m: &Message) -> StoreResult<Vec<Delivery>
         .map_err(db_err("delivery"))?;
     let mut queued = Vec::new();
     for (id, disabled, types, channels) in candidates {
-        let types: Option<Vec<String>> = types.map(|t| serde_json::from_str(&t)).transpose().map_err(crate::engine::internal)?;
+        let types: Option<Vec<String>> =
+            types.map(|t| serde_json::from_str(&t)).transpose().map_err(crate::engine::internal)?;
         let wanted: Option<Vec<String>> =
             channels.map(|c| serde_json::from_str(&c)).transpose().map_err(crate::engine::internal)?;
         if !subscription_accepts(disabled, types.as_deref(), wanted.as_deref(), &m.event_type, m.channels.as_deref()) {
@@ -151,10 +157,18 @@ pub fn list(conn: &Connection, app: &AppId, filter: &MessageFilter, page: &PageQ
         sql.push(')');
     }
     if let Some(channel) = &filter.channel {
-        bind(&mut sql, " AND EXISTS (SELECT 1 FROM json_each(messages.channels) WHERE value = #)", Value::Text(channel.clone()));
+        bind(
+            &mut sql,
+            " AND EXISTS (SELECT 1 FROM json_each(messages.channels) WHERE value = #)",
+            Value::Text(channel.clone()),
+        );
     }
     if let Some(tag) = &filter.tag {
-        bind(&mut sql, " AND EXISTS (SELECT 1 FROM json_each(messages.tags) WHERE value = #)", Value::Text(tag.clone()));
+        bind(
+            &mut sql,
+            " AND EXISTS (SELECT 1 FROM json_each(messages.tags) WHERE value = #)",
+            Value::Text(tag.clone()),
+        );
     }
     if let Some(before) = filter.before {
         bind(&mut sql, " AND created_at < #", Value::Integer(ms(before)));
@@ -174,12 +188,23 @@ pub fn deliveries(conn: &Connection, app: &AppId, msg: &MessageId) -> StoreResul
     .map_err(db_err("delivery"))
 }
 
-pub fn claim_key(conn: &Connection, key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<IdempotencyClaim> {
+pub fn claim_key(
+    conn: &Connection,
+    key: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<IdempotencyClaim> {
     let existing = conn
         .prepare_cached("SELECT state, status, body, expires_at, created_at FROM idempotency_keys WHERE key = ?1")
         .and_then(|mut s| {
             s.query_row([key], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<u16>>(1)?, r.get::<_, Option<Vec<u8>>>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<u16>>(1)?,
+                    r.get::<_, Option<Vec<u8>>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
             })
             .optional()
         })
@@ -190,9 +215,12 @@ pub fn claim_key(conn: &Connection, key: &str, expires_at: DateTime<Utc>, now: D
             (1, Some(status)) if live => {
                 return Ok(IdempotencyClaim::Completed(StoredResponse { status, body: body.unwrap_or_default() }));
             }
-            (0, _) if live && created > ms(now - CLAIM_TIMEOUT) => return Ok(IdempotencyClaim::InProgress),
+            (0, _) if live && created > ms(now - CLAIM_TIMEOUT) => {
+                return Ok(IdempotencyClaim::InProgress);
+            }
             _ => {
-                conn.execute("DELETE FROM idempotency_keys WHERE key = ?1", [key]).map_err(db_err("idempotency key"))?;
+                conn.execute("DELETE FROM idempotency_keys WHERE key = ?1", [key])
+                    .map_err(db_err("idempotency key"))?;
             }
         }
     }
@@ -217,6 +245,7 @@ pub fn complete_key(
 }
 
 pub fn release_key(conn: &Connection, key: &str) -> StoreResult<()> {
-    conn.execute("DELETE FROM idempotency_keys WHERE key = ?1 AND state = 0", [key]).map_err(db_err("idempotency key"))?;
+    conn.execute("DELETE FROM idempotency_keys WHERE key = ?1 AND state = 0", [key])
+        .map_err(db_err("idempotency key"))?;
     Ok(())
 }

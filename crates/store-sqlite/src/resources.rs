@@ -36,7 +36,9 @@ pub fn page<T>(
 
 pub fn insert_token(conn: &Connection, t: &TokenRecord) -> StoreResult<()> {
     conn.prepare_cached("INSERT INTO tokens (id, hash, app_id, created_at) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut s| s.execute(params![t.id.as_str(), t.hash, t.app_id.as_ref().map(AppId::as_str), ms(t.created_at)]))
+        .and_then(|mut s| {
+            s.execute(params![t.id.as_str(), t.hash, t.app_id.as_ref().map(AppId::as_str), ms(t.created_at)])
+        })
         .map_err(db_err("token"))?;
     Ok(())
 }
@@ -117,7 +119,8 @@ pub fn delete_application(conn: &Connection, id: &AppId) -> StoreResult<()> {
         return Err(StoreError::NotFound("application"));
     }
     for table in ["endpoints", "messages", "deliveries"] {
-        conn.execute(&format!("DELETE FROM {table} WHERE app_id = ?1"), [id.as_str()]).map_err(db_err("application"))?;
+        conn.execute(&format!("DELETE FROM {table} WHERE app_id = ?1"), [id.as_str()])
+            .map_err(db_err("application"))?;
     }
     Ok(())
 }
@@ -218,12 +221,6 @@ pub fn find_endpoint(conn: &Connection, app: &AppId, key: &str) -> StoreResult<O
     ))
     .and_then(|mut s| s.query_row([app.as_str(), key], rows::endpoint).optional())
     .map_err(db_err("endpoint"))
-}
-
-pub fn app_endpoints(conn: &Connection, app: &AppId) -> StoreResult<Vec<Endpoint>> {
-    conn.prepare_cached(&format!("SELECT {} FROM endpoints WHERE app_id = ?1", rows::ENDPOINT_COLUMNS))
-        .and_then(|mut s| s.query_map([app.as_str()], rows::endpoint)?.collect())
-        .map_err(db_err("endpoint"))
 }
 
 pub fn delete_endpoint(conn: &Connection, app: &AppId, id: &EndpointId) -> StoreResult<()> {

@@ -45,7 +45,7 @@ fn rng() -> StdRng {
 
 /// An application named `name` with an optional uid.
 pub fn app(name: &str, uid: Option<&str>) -> Application {
-    let now = Utc::now();
+    let now = herald_core::to_millis(Utc::now());
     Application {
         id: AppId::generate(now, &mut rng()),
         uid: uid.map(str::to_owned),
@@ -59,7 +59,7 @@ pub fn app(name: &str, uid: Option<&str>) -> Application {
 
 /// An endpoint of `app_id` with the given filters.
 pub fn endpoint(app_id: &AppId, types: Option<&[&str]>, channels: Option<&[&str]>) -> Endpoint {
-    let now = Utc::now();
+    let now = herald_core::to_millis(Utc::now());
     let list = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
     Endpoint {
         id: EndpointId::generate(now, &mut rng()),
@@ -81,7 +81,7 @@ pub fn endpoint(app_id: &AppId, types: Option<&[&str]>, channels: Option<&[&str]
 
 /// A new-message request for `app_key`.
 pub fn message(app_key: &str, event_type: &str, channels: Option<&[&str]>) -> NewMessage {
-    let now = Utc::now();
+    let now = herald_core::to_millis(Utc::now());
     NewMessage {
         app_key: app_key.to_owned(),
         create_app: None,
@@ -178,7 +178,7 @@ pub async fn pages_walk_both_ways(store: DynStore) {
 }
 
 pub async fn event_types_round_trip(store: DynStore) {
-    let now = Utc::now();
+    let now = herald_core::to_millis(Utc::now());
     let et = EventType {
         name: "user.signup".into(),
         description: "A user signed up".into(),
@@ -218,7 +218,10 @@ pub async fn endpoints_are_scoped_to_their_app(store: DynStore) {
     let mut same_uid_other_app = endpoint(&b.id, None, None);
     same_uid_other_app.uid = Some("ep-uid".into());
     store.create_endpoint(same_uid_other_app).await.unwrap();
-    assert!(matches!(store.create_endpoint(endpoint(&AppId::generate(Utc::now(), &mut rng()), None, None)).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.create_endpoint(endpoint(&AppId::generate(Utc::now(), &mut rng()), None, None)).await,
+        Err(StoreError::NotFound(_))
+    ));
     assert!(matches!(store.delete_endpoint(&b.id, &ep.id).await, Err(StoreError::NotFound(_))));
     store.delete_endpoint(&a.id, &ep.id).await.unwrap();
     assert!(store.list_endpoints(&a.id, &PageQuery::first(10, Order::Ascending)).await.unwrap().items.is_empty());
@@ -234,14 +237,16 @@ pub async fn message_fans_out_to_matching_endpoints(store: DynStore) {
     disabled.disabled = true;
     store.create_endpoint(disabled).await.unwrap();
 
-    let (msg, deliveries) = created(store.create_message(message("fan", "user.signup", Some(&["eu", "us"]))).await.unwrap());
+    let (msg, deliveries) =
+        created(store.create_message(message("fan", "user.signup", Some(&["eu", "us"]))).await.unwrap());
     assert_eq!(msg.app_id, a.id);
     let mut got: Vec<_> = deliveries.iter().map(|d| d.endpoint_id.clone()).collect();
     got.sort();
     let mut want = vec![all.id.clone(), typed.id.clone(), channeled.id.clone()];
     want.sort();
     assert_eq!(got, want);
-    let stored: Vec<_> = store.list_deliveries(&a.id, &msg.id).await.unwrap().into_iter().map(|d| d.endpoint_id).collect();
+    let stored: Vec<_> =
+        store.list_deliveries(&a.id, &msg.id).await.unwrap().into_iter().map(|d| d.endpoint_id).collect();
     assert_eq!(stored, want);
     assert_eq!(store.get_message(&a.id, msg.id.as_str()).await.unwrap(), msg);
     assert!(matches!(store.create_message(message("nope", "x", None)).await, Err(StoreError::NotFound(_))));
@@ -269,7 +274,8 @@ pub async fn message_idempotency_replays_without_writing(store: DynStore) {
         MessageOutcome::Replayed(r) => assert_eq!(r.body, b"first"),
         MessageOutcome::Created { .. } => panic!("a replayed key must not create a message"),
     }
-    let listed = store.list_messages(&a.id, &MessageFilter::default(), &PageQuery::first(10, Order::Descending)).await.unwrap();
+    let listed =
+        store.list_messages(&a.id, &MessageFilter::default(), &PageQuery::first(10, Order::Descending)).await.unwrap();
     assert_eq!(listed.items.len(), 1);
 }
 
@@ -361,7 +367,11 @@ pub async fn message_filters(store: DynStore) {
     assert_eq!(count(MessageFilter::default()).await, 2);
     assert_eq!(count(MessageFilter { event_types: Some(vec!["user.signup".into()]), ..Default::default() }).await, 1);
     assert_eq!(
-        count(MessageFilter { event_types: Some(vec!["user.signup".into(), "user.deleted".into()]), ..Default::default() }).await,
+        count(MessageFilter {
+            event_types: Some(vec!["user.signup".into(), "user.deleted".into()]),
+            ..Default::default()
+        })
+        .await,
         2
     );
     assert_eq!(count(MessageFilter { channel: Some("eu".into()), ..Default::default() }).await, 1);

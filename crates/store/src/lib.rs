@@ -113,6 +113,7 @@ pub struct MessageFilter {
 }
 
 /// Herald's persistence. All methods are scoped by application where the data is.
+/// Times are kept to the millisecond (see `herald_core::to_millis`).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Checks the database answers.
