@@ -7,8 +7,20 @@
 
 use std::sync::Arc;
 
+use axum::{Router, middleware::from_fn_with_state};
 use herald_core::Clock;
 use herald_store::DynStore;
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod openapi;
+pub mod pagination;
+pub mod ratelimit;
+pub mod routes;
+
+pub use error::ApiError;
 
 /// Settings the API needs, filled in by the server from its merged configuration.
 #[derive(Debug, Clone)]
@@ -30,7 +42,11 @@ pub struct RateLimit {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, rate_limit: None, public_url: "http://127.0.0.1:8071".to_owned() }
+        Self {
+            max_body_bytes: 1024 * 1024,
+            rate_limit: None,
+            public_url: "http://127.0.0.1:8071".to_owned(),
+        }
     }
 }
 
@@ -40,4 +56,57 @@ pub struct AppState {
     pub store: DynStore,
     pub config: Arc<ApiConfig>,
     pub clock: Clock,
+}
+
+impl AppState {
+    /// State over `store` with the given settings and time source.
+    pub fn new(store: DynStore, config: ApiConfig, clock: Clock) -> Self {
+        Self {
+            store,
+            config: Arc::new(config),
+            clock,
+        }
+    }
+}
+
+/// What handlers see: the server's [`AppState`] plus the API's own in-memory parts.
+pub(crate) struct Ctx {
+    pub store: DynStore,
+    pub config: Arc<ApiConfig>,
+    pub clock: Clock,
+    pub tokens: auth::TokenCache,
+    pub limiter: Option<ratelimit::RateLimiter>,
+}
+
+impl Ctx {
+    /// The current time from the injected clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        (self.clock)()
+    }
+}
+
+pub(crate) type Shared = Arc<Ctx>;
+
+/// Every route under `/api/v1`, with authentication, rate limiting, idempotency keys
+/// and the body limit applied. The server adds tracing, request ids and timeouts.
+pub fn router(state: AppState) -> Router {
+    let limiter = state.config.rate_limit.map(ratelimit::RateLimiter::new);
+    let ctx: Shared = Arc::new(Ctx {
+        store: state.store,
+        config: state.config,
+        clock: state.clock,
+        tokens: auth::TokenCache::default(),
+        limiter,
+    });
+    let generic =
+        routes::management().route_layer(from_fn_with_state(ctx.clone(), idempotency::middleware));
+    let protected = generic
+        .merge(routes::messages::router())
+        .route_layer(from_fn_with_state(ctx.clone(), auth::authenticate));
+    routes::public()
+        .merge(protected)
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(from_fn_with_state(ctx.clone(), extract::limit_body))
+        .with_state(ctx)
 }

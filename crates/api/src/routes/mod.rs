@@ -1,0 +1,137 @@
+//! The route table, one module per resource, and what handlers share: resolving the
+//! application in the path under the caller's scope, and patch-field decoding.
+
+use axum::{
+    Router,
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+};
+use herald_core::{AppId, model::Application};
+use herald_store::StoreError;
+use serde::{Deserialize, Deserializer};
+
+use crate::{Shared, auth::Auth, error::ApiError, extract::check_key};
+
+pub mod applications;
+pub mod endpoint_types;
+pub mod endpoints;
+pub mod event_types;
+pub mod headers;
+pub mod health;
+pub mod messages;
+
+/// Routes that need no token: health and the OpenAPI document.
+pub(crate) fn public() -> Router<Shared> {
+    Router::new()
+        .route("/api/v1/health", get(health::get))
+        .route("/api/v1/openapi.json", get(crate::openapi::serve))
+}
+
+/// Authenticated management routes whose POSTs use the generic idempotency path.
+pub(crate) fn management() -> Router<Shared> {
+    use applications as apps;
+    use endpoints as eps;
+    use event_types as ets;
+    Router::new()
+        .route("/api/v1/app", get(apps::list).post(apps::create))
+        .route(
+            "/api/v1/app/{app_id}",
+            get(apps::get)
+                .put(apps::upsert)
+                .patch(apps::patch)
+                .delete(apps::delete),
+        )
+        .route("/api/v1/event-type", get(ets::list).post(ets::create))
+        .route(
+            "/api/v1/event-type/{event_type_name}",
+            get(ets::get)
+                .put(ets::upsert)
+                .patch(ets::patch)
+                .delete(ets::delete),
+        )
+        .route(
+            "/api/v1/app/{app_id}/endpoint",
+            get(eps::list).post(eps::create),
+        )
+        .route(
+            "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+            get(eps::get)
+                .put(eps::upsert)
+                .patch(eps::patch)
+                .delete(eps::delete),
+        )
+        .route(
+            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret",
+            get(eps::get_secret),
+        )
+        .route(
+            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
+            post(eps::rotate_secret),
+        )
+        .route(
+            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+            get(headers::get).put(headers::put).patch(headers::patch),
+        )
+}
+
+/// Fallback for paths no route matches.
+pub(crate) async fn not_found(State(_): State<Shared>) -> ApiError {
+    ApiError::NotFound("no such route".to_owned())
+}
+
+/// Fallback for a known path with the wrong method.
+pub(crate) async fn method_not_allowed(State(_): State<Shared>) -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Loads the application named by a path key (id or uid) that `auth` may access.
+///
+/// A scoped token learns nothing about other applications: it gets 403 whether or not
+/// they exist.
+///
+/// # Errors
+/// 422 for a malformed key, 403 outside the token's scope, 404 when absent.
+pub(crate) async fn load_app(
+    ctx: &Shared,
+    auth: &Auth,
+    key: &str,
+) -> Result<Application, ApiError> {
+    check_key("app_id", key)?;
+    if let Some(own) = &auth.app_id
+        && AppId::is_id(key)
+        && own.as_str() != key
+    {
+        return Err(ApiError::Forbidden(
+            "this token may not access this application",
+        ));
+    }
+    match ctx.store.get_application(key).await {
+        Ok(app) => {
+            auth.check_app(&app.id)?;
+            Ok(app)
+        }
+        Err(StoreError::NotFound(_)) if auth.app_id.is_some() => Err(ApiError::Forbidden(
+            "this token may not access this application",
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Decodes a patch field so that absent stays `None` and `null` becomes `Some(None)`.
+pub(crate) fn patch_field<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `201 Created` or `200 OK` for an upsert.
+pub(crate) fn created_or_ok(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
