@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AppId, EndpointId, MessageId};
+use crate::ids::{AppId, AttemptId, EndpointId, MessageId};
 
 /// Free-form string labels on applications and endpoints.
 pub type Metadata = BTreeMap<String, String>;
@@ -173,6 +173,7 @@ pub enum DeliveryStatus {
     Pending = 1,
     Fail = 2,
     Sending = 3,
+    Canceled = 4,
 }
 
 impl DeliveryStatus {
@@ -188,9 +189,49 @@ impl DeliveryStatus {
             1 => Self::Pending,
             2 => Self::Fail,
             3 => Self::Sending,
+            4 => Self::Canceled,
             _ => return None,
         })
     }
+}
+
+impl DeliveryStatus {
+    /// The contract's `MessageStatusText`.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Pending => "pending",
+            Self::Fail => "fail",
+            Self::Sending => "sending",
+            Self::Canceled => "canceled",
+        }
+    }
+}
+
+/// Why an attempt was made, numbered as the contract's `MessageAttemptTriggerType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TriggerType {
+    Scheduled = 0,
+    Manual = 1,
+}
+
+/// One HTTP attempt to deliver a message to an endpoint, as the attempt log shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub id: AttemptId,
+    pub msg_id: MessageId,
+    pub endpoint_id: EndpointId,
+    pub app_id: AppId,
+    pub url: String,
+    /// `Success` or `Fail`.
+    pub status: DeliveryStatus,
+    /// The receiver's status code; 0 when no response arrived (refused, timed out).
+    pub response_status_code: i16,
+    /// The response body (capped), or why no response arrived.
+    pub response: String,
+    pub response_duration_ms: i64,
+    pub trigger: TriggerType,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A queued message-to-endpoint pair; the store is the queue.

@@ -4,6 +4,7 @@
 //! the previous commit ran ([`engine`]); reads use a small pool of connections. Every
 //! write returns only after its own commit, so "accepted means durable" holds.
 
+mod deliveries;
 mod engine;
 mod messages;
 mod resources;
@@ -16,11 +17,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, Clock, EndpointId, MessageId,
-    model::{Application, Delivery, Endpoint, EventType, Message},
+    model::{Application, Attempt, Delivery, Endpoint, EventType, Message},
 };
 use herald_store::{
-    IdempotencyClaim, MessageFilter, MessageOutcome, NewMessage, Page, PageQuery, Store, StoreError, StoreResult,
-    StoredResponse, TokenRecord,
+    AttemptResult, ClaimedDelivery, IdempotencyClaim, MessageFilter, MessageOutcome, NewMessage, Page, PageQuery,
+    Store, StoreError, StoreResult, StoredResponse, TokenRecord,
 };
 use rusqlite::types::Value;
 
@@ -197,6 +198,24 @@ impl Store for SqliteStore {
     async fn list_deliveries(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Vec<Delivery>> {
         let (app, msg_id) = (app.clone(), msg_id.clone());
         self.engine.read(move |c| messages::deliveries(c, &app, &msg_id)).await
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        self.engine.write(move |c| deliveries::claim(c, now, limit, lease_until)).await
+    }
+
+    async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()> {
+        self.engine.write(move |c| deliveries::record(c, &results)).await
+    }
+
+    async fn list_message_attempts(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Vec<Attempt>> {
+        let (app, msg_id) = (app.clone(), msg_id.clone());
+        self.engine.read(move |c| deliveries::message_attempts(c, &app, &msg_id)).await
     }
 
     async fn claim_idempotency_key(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<IdempotencyClaim> {

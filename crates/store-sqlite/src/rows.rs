@@ -2,7 +2,7 @@
 //! clause every list query shares.
 
 use chrono::{DateTime, TimeZone, Utc};
-use herald_core::model::{Application, Delivery, DeliveryStatus, Endpoint, EventType, Message};
+use herald_core::model::{Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType, Message, TriggerType};
 use herald_store::{Direction, Order, PageQuery, StoreError, StoreResult};
 use rusqlite::{Row, types::Type};
 use serde::{Serialize, de::DeserializeOwned};
@@ -146,6 +146,29 @@ pub fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
             .ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(0, Type::Integer, "bad status".into()))?,
         attempts: row.get("attempts")?,
         next_attempt_at: time(row, "next_attempt_at")?,
+    })
+}
+
+pub fn attempt(row: &Row<'_>) -> rusqlite::Result<Attempt> {
+    let bad = |what: &'static str| rusqlite::Error::FromSqlConversionFailure(0, Type::Integer, what.into());
+    let status: i64 = row.get("status")?;
+    let trigger: i64 = row.get("trigger_type")?;
+    Ok(Attempt {
+        id: id(row, "id")?,
+        msg_id: id(row, "msg_id")?,
+        endpoint_id: id(row, "endpoint_id")?,
+        app_id: id(row, "app_id")?,
+        url: row.get("url")?,
+        status: DeliveryStatus::from_code(status).ok_or_else(|| bad("bad status"))?,
+        response_status_code: row.get("response_status_code")?,
+        response: row.get("response")?,
+        response_duration_ms: row.get("response_duration_ms")?,
+        trigger: match trigger {
+            0 => TriggerType::Scheduled,
+            1 => TriggerType::Manual,
+            _ => return Err(bad("bad trigger type")),
+        },
+        created_at: time(row, "created_at")?,
     })
 }
 

@@ -72,6 +72,8 @@ CREATE TABLE messages (
 CREATE INDEX messages_by_app ON messages (app_id, id);
 CREATE INDEX messages_by_event_id ON messages (app_id, event_id) WHERE event_id IS NOT NULL;
 
+-- A claimed delivery is `sending` with next_attempt_at = its lease expiry, so an
+-- expired lease makes it due again without a separate sweep.
 CREATE TABLE deliveries (
     msg_id          TEXT NOT NULL,
     endpoint_id     TEXT NOT NULL,
@@ -79,11 +81,26 @@ CREATE TABLE deliveries (
     status          INTEGER NOT NULL,
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL,
-    lease_until     INTEGER,
     PRIMARY KEY (msg_id, endpoint_id)
 ) WITHOUT ROWID;
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status IN (1, 3);
 CREATE INDEX deliveries_by_endpoint ON deliveries (endpoint_id);
+
+CREATE TABLE attempts (
+    id                   TEXT PRIMARY KEY,
+    msg_id               TEXT NOT NULL,
+    endpoint_id          TEXT NOT NULL,
+    app_id               TEXT NOT NULL,
+    url                  TEXT NOT NULL,
+    status               INTEGER NOT NULL,
+    response_status_code INTEGER NOT NULL,
+    response             TEXT NOT NULL,
+    response_duration_ms INTEGER NOT NULL,
+    trigger_type         INTEGER NOT NULL,
+    created_at           INTEGER NOT NULL
+);
+CREATE INDEX attempts_by_msg ON attempts (msg_id, id);
+CREATE INDEX attempts_by_endpoint ON attempts (endpoint_id, id);
 
 -- state: 0 = claimed (request running), 1 = completed (status/body kept).
 CREATE TABLE idempotency_keys (

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use herald_core::{
-    AppId, EndpointId, MessageId,
-    model::{Application, Endpoint, EndpointSecret, EventType, Message},
+    AppId, AttemptId, EndpointId, MessageId,
+    model::{Application, Attempt, DeliveryStatus, Endpoint, EndpointSecret, EventType, Message, TriggerType},
 };
 use rand::{SeedableRng, rngs::StdRng};
 
 use crate::{
-    Cursor, Direction, DynStore, IdempotencyClaim, IdempotencyWrite, MessageFilter, MessageOutcome, NewMessage, Order,
-    PageQuery, StoreError, StoredResponse,
+    AttemptResult, Cursor, Direction, DynStore, IdempotencyClaim, IdempotencyWrite, MessageFilter, MessageOutcome,
+    NewMessage, NextStep, Order, PageQuery, StoreError, StoredResponse,
 };
 
 /// Expands to one `#[tokio::test]` per conformance case; `$make` is an async
@@ -26,7 +26,7 @@ macro_rules! conformance_tests {
             event_types_round_trip, endpoints_are_scoped_to_their_app, message_fans_out_to_matching_endpoints,
             message_idempotency_replays_without_writing, event_id_conflicts_within_window,
             idempotency_claims_are_exclusive, concurrent_messages_all_commit, message_filters,
-            deleting_an_app_removes_its_data);
+            deleting_an_app_removes_its_data, claims_are_leased_and_expire, attempts_move_deliveries_on);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(
@@ -388,4 +388,70 @@ pub async fn deleting_an_app_removes_its_data(store: DynStore) {
     store.delete_application(&a.id).await.unwrap();
     assert!(store.list_deliveries(&a.id, &m.id).await.unwrap().is_empty());
     assert!(matches!(store.get_message(&a.id, m.id.as_str()).await, Err(StoreError::NotFound(_))));
+}
+
+fn attempt_for(d: &crate::ClaimedDelivery, status: DeliveryStatus, at: DateTime<Utc>) -> Attempt {
+    Attempt {
+        id: AttemptId::generate(at, &mut rng()),
+        msg_id: d.delivery.msg_id.clone(),
+        endpoint_id: d.delivery.endpoint_id.clone(),
+        app_id: d.delivery.app_id.clone(),
+        url: d.endpoint.url.clone(),
+        status,
+        response_status_code: if status == DeliveryStatus::Success { 200 } else { 500 },
+        response: "body".into(),
+        response_duration_ms: 3,
+        trigger: TriggerType::Scheduled,
+        created_at: at,
+    }
+}
+
+pub async fn claims_are_leased_and_expire(store: DynStore) {
+    let a = store.create_application(app("a", None)).await.unwrap();
+    store.create_endpoint(endpoint(&a.id, None, None)).await.unwrap();
+    let (m, _) = created(store.create_message(message(a.id.as_str(), "t", None)).await.unwrap());
+    let now = herald_core::to_millis(Utc::now()) + Duration::seconds(1);
+    let lease = now + Duration::seconds(30);
+    let claimed = store.claim_due_deliveries(now, 10, lease).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message.id, m.id);
+    assert_eq!(claimed[0].message.payload, m.payload);
+    assert_eq!(claimed[0].delivery.status, DeliveryStatus::Sending);
+    assert!(
+        store.claim_due_deliveries(now, 10, lease).await.unwrap().is_empty(),
+        "a leased delivery is not claimed twice"
+    );
+    let later = lease + Duration::seconds(1);
+    let again = store.claim_due_deliveries(later, 10, later + Duration::seconds(30)).await.unwrap();
+    assert_eq!(again.len(), 1, "an expired lease makes the delivery due again");
+}
+
+pub async fn attempts_move_deliveries_on(store: DynStore) {
+    let a = store.create_application(app("a", None)).await.unwrap();
+    let ep = store.create_endpoint(endpoint(&a.id, None, None)).await.unwrap();
+    let (m, _) = created(store.create_message(message(a.id.as_str(), "t", None)).await.unwrap());
+    let now = herald_core::to_millis(Utc::now()) + Duration::seconds(1);
+    let claimed = store.claim_due_deliveries(now, 10, now + Duration::seconds(30)).await.unwrap();
+    let retry_at = now + Duration::seconds(5);
+    let failed = attempt_for(&claimed[0], DeliveryStatus::Fail, now);
+    store.record_attempts(vec![AttemptResult { attempt: failed, next: NextStep::RetryAt(retry_at) }]).await.unwrap();
+    let d = store.list_deliveries(&a.id, &m.id).await.unwrap();
+    assert_eq!((d[0].status, d[0].attempts, d[0].next_attempt_at), (DeliveryStatus::Pending, 1, retry_at));
+    assert!(store.claim_due_deliveries(now, 10, now + Duration::seconds(30)).await.unwrap().is_empty());
+    let second = store.claim_due_deliveries(retry_at, 10, retry_at + Duration::seconds(30)).await.unwrap();
+    let ok = attempt_for(&second[0], DeliveryStatus::Success, retry_at);
+    store.record_attempts(vec![AttemptResult { attempt: ok, next: NextStep::Delivered }]).await.unwrap();
+    let d = store.list_deliveries(&a.id, &m.id).await.unwrap();
+    assert_eq!((d[0].status, d[0].attempts), (DeliveryStatus::Success, 2));
+    let attempts = store.list_message_attempts(&a.id, &m.id).await.unwrap();
+    assert_eq!(attempts.iter().map(|a| a.status).collect::<Vec<_>>(), [DeliveryStatus::Fail, DeliveryStatus::Success]);
+    assert!(store.claim_due_deliveries(retry_at + Duration::days(1), 10, retry_at).await.unwrap().is_empty());
+
+    let (m2, _) = created(store.create_message(message(a.id.as_str(), "t", None)).await.unwrap());
+    let claimed = store.claim_due_deliveries(now, 10, now + Duration::seconds(30)).await.unwrap();
+    assert_eq!(claimed[0].message.id, m2.id);
+    let gone = attempt_for(&claimed[0], DeliveryStatus::Fail, now);
+    store.record_attempts(vec![AttemptResult { attempt: gone, next: NextStep::EndpointDisabled }]).await.unwrap();
+    assert!(store.get_endpoint(&a.id, ep.id.as_str()).await.unwrap().disabled);
+    assert_eq!(store.list_deliveries(&a.id, &m2.id).await.unwrap()[0].status, DeliveryStatus::Fail);
 }

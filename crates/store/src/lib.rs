@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, EndpointId, TokenId,
-    model::{Application, Delivery, Endpoint, EventType, Message},
+    model::{Application, Attempt, Delivery, Endpoint, EventType, Message},
 };
 
 #[cfg(feature = "conformance")]
@@ -102,6 +102,35 @@ pub enum MessageOutcome {
     Replayed(StoredResponse),
 }
 
+/// A delivery a worker has claimed under a lease, with what it needs to send it.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub delivery: Delivery,
+    pub message: Message,
+    pub endpoint: Endpoint,
+}
+
+/// What happens to a delivery after an attempt (the worker step's outcome).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// A 2xx: the delivery is done.
+    Delivered,
+    /// A failure with attempts left: try again at this time.
+    RetryAt(DateTime<Utc>),
+    /// A failure with the schedule exhausted (or no point retrying).
+    Failed,
+    /// The receiver asked to stop (410) or the endpoint has failed for too long: the
+    /// delivery fails and the endpoint is disabled.
+    EndpointDisabled,
+}
+
+/// An attempt to record and the state change it causes.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub attempt: Attempt,
+    pub next: NextStep,
+}
+
 /// Filters for listing messages.
 #[derive(Debug, Clone, Default)]
 pub struct MessageFilter {
@@ -169,6 +198,20 @@ pub trait Store: Send + Sync + 'static {
     async fn list_messages(&self, app: &AppId, filter: &MessageFilter, page: &PageQuery) -> StoreResult<Page<Message>>;
     /// The deliveries queued for a message (for tests and the attempt views).
     async fn list_deliveries(&self, app: &AppId, msg_id: &herald_core::MessageId) -> StoreResult<Vec<Delivery>>;
+
+    /// Claims up to `limit` deliveries that are due at `now` (pending, or sending under
+    /// an expired lease) and leases them until `lease_until`, so no other worker takes
+    /// them meanwhile. A worker that dies loses its lease and the delivery is claimed again.
+    async fn claim_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records attempts and moves their deliveries on, in one transaction.
+    async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()>;
+    /// The attempts made for a message, oldest first.
+    async fn list_message_attempts(&self, app: &AppId, msg_id: &herald_core::MessageId) -> StoreResult<Vec<Attempt>>;
 
     /// Reserves `key` until `expires_at`, or reports its earlier use.
     async fn claim_idempotency_key(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<IdempotencyClaim>;

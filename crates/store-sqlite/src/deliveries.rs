@@ -1,0 +1,118 @@
+//! The queue side: claiming due deliveries under a lease and recording attempts.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use herald_core::{
+    AppId, MessageId,
+    model::{Attempt, DeliveryStatus},
+};
+use herald_store::{AttemptResult, ClaimedDelivery, NextStep, StoreResult};
+use rusqlite::{Connection, params};
+
+use crate::rows::{self, db_err, ms};
+
+pub fn claim(
+    conn: &Connection,
+    now: DateTime<Utc>,
+    limit: usize,
+    lease_until: DateTime<Utc>,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    let claimed: Vec<herald_core::model::Delivery> = conn
+        .prepare_cached(&format!(
+            "UPDATE deliveries SET status = 3, next_attempt_at = ?1
+             WHERE (msg_id, endpoint_id) IN (
+                 SELECT msg_id, endpoint_id FROM deliveries
+                 WHERE status IN (1, 3) AND next_attempt_at <= ?2
+                 ORDER BY next_attempt_at LIMIT ?3)
+             RETURNING {}",
+            rows::DELIVERY_COLUMNS
+        ))
+        .and_then(|mut s| s.query_map(params![ms(lease_until), ms(now), limit as i64], rows::delivery)?.collect())
+        .map_err(db_err("delivery"))?;
+    let mut messages = HashMap::new();
+    let mut endpoints = HashMap::new();
+    let mut out = Vec::with_capacity(claimed.len());
+    for delivery in claimed {
+        let message = match messages.get(&delivery.msg_id) {
+            Some(m) => Some(Clone::clone(m)),
+            None => crate::messages::find(conn, &delivery.app_id, delivery.msg_id.as_str())?,
+        };
+        let endpoint = match endpoints.get(&delivery.endpoint_id) {
+            Some(e) => Some(Clone::clone(e)),
+            None => crate::resources::find_endpoint(conn, &delivery.app_id, delivery.endpoint_id.as_str())?,
+        };
+        let (Some(message), Some(endpoint)) = (message, endpoint) else {
+            // The message or endpoint was deleted after the delivery was queued.
+            conn.execute(
+                "DELETE FROM deliveries WHERE msg_id = ?1 AND endpoint_id = ?2",
+                [delivery.msg_id.as_str(), delivery.endpoint_id.as_str()],
+            )
+            .map_err(db_err("delivery"))?;
+            continue;
+        };
+        messages.insert(delivery.msg_id.clone(), message.clone());
+        endpoints.insert(delivery.endpoint_id.clone(), endpoint.clone());
+        out.push(ClaimedDelivery { delivery, message, endpoint });
+    }
+    Ok(out)
+}
+
+pub fn record(conn: &Connection, results: &[AttemptResult]) -> StoreResult<()> {
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO attempts (id, msg_id, endpoint_id, app_id, url, status, response_status_code, response,
+                                   response_duration_ms, trigger_type, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .map_err(db_err("attempt"))?;
+    let mut update = conn
+        .prepare_cached(
+            "UPDATE deliveries SET status = ?3, attempts = attempts + 1, next_attempt_at = COALESCE(?4, next_attempt_at)
+             WHERE msg_id = ?1 AND endpoint_id = ?2",
+        )
+        .map_err(db_err("delivery"))?;
+    for AttemptResult { attempt: a, next } in results {
+        insert
+            .execute(params![
+                a.id.as_str(),
+                a.msg_id.as_str(),
+                a.endpoint_id.as_str(),
+                a.app_id.as_str(),
+                a.url,
+                a.status.code(),
+                a.response_status_code,
+                a.response,
+                a.response_duration_ms,
+                a.trigger as i64,
+                ms(a.created_at),
+            ])
+            .map_err(db_err("an attempt with this id"))?;
+        let (status, retry_at) = match next {
+            NextStep::Delivered => (DeliveryStatus::Success, None),
+            NextStep::RetryAt(t) => (DeliveryStatus::Pending, Some(ms(*t))),
+            NextStep::Failed | NextStep::EndpointDisabled => (DeliveryStatus::Fail, None),
+        };
+        update
+            .execute(params![a.msg_id.as_str(), a.endpoint_id.as_str(), status.code(), retry_at])
+            .map_err(db_err("delivery"))?;
+        if *next == NextStep::EndpointDisabled {
+            conn.execute(
+                "UPDATE endpoints SET disabled = 1, updated_at = ?2 WHERE id = ?1",
+                params![a.endpoint_id.as_str(), ms(a.created_at)],
+            )
+            .map_err(db_err("endpoint"))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn message_attempts(conn: &Connection, app: &AppId, msg: &MessageId) -> StoreResult<Vec<Attempt>> {
+    conn.prepare_cached(
+        "SELECT id, msg_id, endpoint_id, app_id, url, status, response_status_code, response, response_duration_ms,
+                trigger_type, created_at
+         FROM attempts WHERE app_id = ?1 AND msg_id = ?2 ORDER BY id",
+    )
+    .and_then(|mut s| s.query_map([app.as_str(), msg.as_str()], rows::attempt)?.collect())
+    .map_err(db_err("attempt"))
+}
