@@ -11,7 +11,7 @@ mod resources;
 mod rows;
 mod schema;
 
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,6 +24,7 @@ use herald_store::{
     Store, StoreError, StoreResult, StoredResponse, TokenRecord,
 };
 use rusqlite::types::Value;
+use tokio::sync::Notify;
 
 use crate::engine::{Engine, internal};
 
@@ -33,6 +34,7 @@ pub use schema::VERSION as SCHEMA_VERSION;
 pub struct SqliteStore {
     engine: Engine,
     clock: Clock,
+    waker: Arc<Notify>,
 }
 
 impl SqliteStore {
@@ -42,7 +44,7 @@ impl SqliteStore {
     /// `Unavailable` when the file cannot be opened; `Internal` when its schema is newer
     /// than this binary or a migration fails.
     pub fn open(path: &Path) -> StoreResult<Self> {
-        Self::open_with_clock(path, std::sync::Arc::new(Utc::now))
+        Self::open_with_clock(path, Arc::new(|| herald_core::to_millis(Utc::now())))
     }
 
     /// Like [`SqliteStore::open`] with an injected clock (for tests).
@@ -50,7 +52,7 @@ impl SqliteStore {
     /// # Errors
     /// As [`SqliteStore::open`].
     pub fn open_with_clock(path: &Path, clock: Clock) -> StoreResult<Self> {
-        Ok(Self { engine: Engine::open(path)?, clock })
+        Ok(Self { engine: Engine::open(path)?, clock, waker: Arc::new(Notify::new()) })
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -182,7 +184,14 @@ impl Store for SqliteStore {
 
     async fn create_message(&self, new: NewMessage) -> StoreResult<MessageOutcome> {
         let now = self.now();
-        self.engine.write(move |c| messages::create(c, new, now)).await
+        let outcome = self.engine.write(move |c| messages::create(c, new, now)).await?;
+        if let MessageOutcome::Created { message, deliveries } = &outcome
+            && !deliveries.is_empty()
+            && message.deliver_at.is_none_or(|t| t <= now)
+        {
+            self.waker.notify_one();
+        }
+        Ok(outcome)
     }
 
     async fn get_message(&self, app: &AppId, key: &str) -> StoreResult<Message> {
@@ -207,6 +216,10 @@ impl Store for SqliteStore {
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         self.engine.write(move |c| deliveries::claim(c, now, limit, lease_until)).await
+    }
+
+    fn delivery_waker(&self) -> Arc<Notify> {
+        self.waker.clone()
     }
 
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()> {

@@ -208,6 +208,9 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Notified whenever deliveries become due at once (a message was accepted), so a
+    /// dispatcher in this process sends them without waiting for its next poll.
+    fn delivery_waker(&self) -> Arc<tokio::sync::Notify>;
     /// Records attempts and moves their deliveries on, in one transaction.
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()>;
     /// The attempts made for a message, oldest first.
