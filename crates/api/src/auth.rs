@@ -34,23 +34,11 @@ const CACHE_TTL: Duration = Duration::from_secs(10);
 const CACHE_MAX: usize = 10_000;
 
 /// Makes a new token: the plain text to show once, and the record to store.
-pub fn mint_token(
-    app_id: Option<AppId>,
-    now: DateTime<Utc>,
-    rng: &mut impl RngCore,
-) -> (String, TokenRecord) {
+pub fn mint_token(app_id: Option<AppId>, now: DateTime<Utc>, rng: &mut impl RngCore) -> (String, TokenRecord) {
     let mut raw = [0u8; 32];
     rng.fill_bytes(&mut raw);
-    let plain = format!(
-        "{TOKEN_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-    );
-    let record = TokenRecord {
-        id: TokenId::generate(now, rng),
-        hash: hash_token(&plain),
-        app_id,
-        created_at: now,
-    };
+    let plain = format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
+    let record = TokenRecord { id: TokenId::generate(now, rng), hash: hash_token(&plain), app_id, created_at: now };
     (plain, record)
 }
 
@@ -86,9 +74,7 @@ impl Auth {
     pub fn require_admin(&self) -> Result<(), ApiError> {
         match self.app_id {
             None => Ok(()),
-            Some(_) => Err(ApiError::Forbidden(
-                "this token is limited to one application",
-            )),
+            Some(_) => Err(ApiError::Forbidden("this token is limited to one application")),
         }
     }
 
@@ -98,9 +84,7 @@ impl Auth {
     /// 403 when the token is scoped to another application.
     pub fn check_app(&self, app: &AppId) -> Result<(), ApiError> {
         match &self.app_id {
-            Some(own) if own != app => Err(ApiError::Forbidden(
-                "this token may not access this application",
-            )),
+            Some(own) if own != app => Err(ApiError::Forbidden("this token may not access this application")),
             _ => Ok(()),
         }
     }
@@ -111,11 +95,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         // Put there by `authenticate`, which guards every route that takes `Auth`.
-        parts
-            .extensions
-            .get::<Auth>()
-            .cloned()
-            .ok_or(ApiError::Unauthorized("missing bearer token"))
+        parts.extensions.get::<Auth>().cloned().ok_or(ApiError::Unauthorized("missing bearer token"))
     }
 }
 
@@ -128,10 +108,7 @@ pub(crate) struct TokenCache {
 impl TokenCache {
     fn get(&self, hash: &str, now: Instant) -> Option<Auth> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(hash)
-            .filter(|(_, until)| *until > now)
-            .map(|(auth, _)| auth.clone())
+        entries.get(hash).filter(|(_, until)| *until > now).map(|(auth, _)| auth.clone())
     }
 
     fn put(&self, hash: String, auth: Auth, now: Instant) {
@@ -147,15 +124,9 @@ impl TokenCache {
 }
 
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthorized("missing bearer token"))?;
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::Unauthorized("invalid token"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or(ApiError::Unauthorized("invalid token"))?;
+    let value = headers.get(header::AUTHORIZATION).ok_or(ApiError::Unauthorized("missing bearer token"))?;
+    let value = value.to_str().map_err(|_| ApiError::Unauthorized("invalid token"))?;
+    let (scheme, token) = value.split_once(' ').ok_or(ApiError::Unauthorized("invalid token"))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(ApiError::Unauthorized("invalid token"));
     }
@@ -169,26 +140,15 @@ async fn resolve(ctx: &Shared, headers: &HeaderMap) -> Result<Auth, ApiError> {
     if let Some(auth) = ctx.tokens.get(&hash, now) {
         return Ok(auth);
     }
-    let record = ctx
-        .store
-        .find_token(&hash)
-        .await?
-        .ok_or(ApiError::Unauthorized("invalid token"))?;
-    let auth = Auth {
-        token_id: record.id,
-        app_id: record.app_id,
-    };
+    let record = ctx.store.find_token(&hash).await?.ok_or(ApiError::Unauthorized("invalid token"))?;
+    let auth = Auth { token_id: record.id, app_id: record.app_id };
     ctx.tokens.put(hash, auth.clone(), now);
     Ok(auth)
 }
 
 /// Middleware: authenticates the request, applies the per-token rate limit, and leaves
 /// the [`Auth`] in the request's extensions.
-pub(crate) async fn authenticate(
-    State(ctx): State<Shared>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn authenticate(State(ctx): State<Shared>, mut req: Request, next: Next) -> Response {
     let auth = match resolve(&ctx, req.headers()).await {
         Ok(auth) => auth,
         Err(err) => return err.into_response(),
@@ -196,10 +156,7 @@ pub(crate) async fn authenticate(
     if let Some(limiter) = &ctx.limiter
         && let Err(wait) = limiter.check(auth.token_id.as_str(), Instant::now())
     {
-        return ApiError::RateLimited {
-            retry_after_secs: wait.as_secs_f64().ceil() as u64,
-        }
-        .into_response();
+        return ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil() as u64 }.into_response();
     }
     req.extensions_mut().insert(auth);
     next.run(req).await
@@ -227,10 +184,7 @@ mod tests {
 
     #[test]
     fn hash_is_hex_sha256() {
-        assert_eq!(
-            hash_token("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hash_token("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]
@@ -241,10 +195,7 @@ mod tests {
         assert!(bearer(&headers).is_err());
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
         assert!(bearer(&headers).is_err());
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("bearer hld_x"),
-        );
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer hld_x"));
         assert_eq!(bearer(&headers).unwrap(), "hld_x");
     }
 
@@ -252,21 +203,12 @@ mod tests {
     fn scoped_tokens_reach_only_their_app() {
         let mut rng = StdRng::seed_from_u64(2);
         let now = Utc::now();
-        let (mine, other) = (
-            AppId::generate(now, &mut rng),
-            AppId::generate(now, &mut rng),
-        );
-        let scoped = Auth {
-            token_id: TokenId::generate(now, &mut rng),
-            app_id: Some(mine.clone()),
-        };
+        let (mine, other) = (AppId::generate(now, &mut rng), AppId::generate(now, &mut rng));
+        let scoped = Auth { token_id: TokenId::generate(now, &mut rng), app_id: Some(mine.clone()) };
         assert!(scoped.check_app(&mine).is_ok());
         assert!(scoped.check_app(&other).is_err());
         assert!(scoped.require_admin().is_err());
-        let admin = Auth {
-            app_id: None,
-            ..scoped
-        };
+        let admin = Auth { app_id: None, ..scoped };
         assert!(admin.check_app(&other).is_ok());
         assert!(admin.require_admin().is_ok());
     }

@@ -107,20 +107,12 @@ impl ApiError {
             Self::Validation(violations) => serde_json::to_vec(&HttpValidationError {
                 detail: violations
                     .iter()
-                    .map(|v| ValidationErrorOut {
-                        loc: v.loc.clone(),
-                        msg: v.msg.clone(),
-                        kind: v.kind.clone(),
-                    })
+                    .map(|v| ValidationErrorOut { loc: v.loc.clone(), msg: v.msg.clone(), kind: v.kind.clone() })
                     .collect(),
             }),
-            other => serde_json::to_vec(&HttpErrorOut {
-                code: other.code().to_owned(),
-                detail: other.to_string(),
-            }),
+            other => serde_json::to_vec(&HttpErrorOut { code: other.code().to_owned(), detail: other.to_string() }),
         };
-        result
-            .unwrap_or_else(|_| br#"{"code":"internal_error","detail":"internal error"}"#.to_vec())
+        result.unwrap_or_else(|_| br#"{"code":"internal_error","detail":"internal error"}"#.to_vec())
     }
 }
 
@@ -149,15 +141,9 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, self.body()).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Self::RateLimited { retry_after_secs } = self {
-            headers.insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs.max(1)),
-            );
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
         }
         response
     }
@@ -222,26 +208,10 @@ mod tests {
     #[test]
     fn store_errors_map_to_contract_codes() {
         let cases = [
-            (
-                ApiError::from(StoreError::NotFound("application")),
-                404,
-                "not_found",
-            ),
-            (
-                ApiError::from(StoreError::Conflict("uid taken".into())),
-                409,
-                "conflict",
-            ),
-            (
-                ApiError::from(StoreError::Unavailable("db down".into())),
-                503,
-                "service_unavailable",
-            ),
-            (
-                ApiError::from(StoreError::Internal("disk full at /var/x".into())),
-                500,
-                "internal_error",
-            ),
+            (ApiError::from(StoreError::NotFound("application")), 404, "not_found"),
+            (ApiError::from(StoreError::Conflict("uid taken".into())), 409, "conflict"),
+            (ApiError::from(StoreError::Unavailable("db down".into())), 503, "service_unavailable"),
+            (ApiError::from(StoreError::Internal("disk full at /var/x".into())), 500, "internal_error"),
         ];
         for (err, status, code) in cases {
             assert_eq!(err.status().as_u16(), status);
@@ -252,28 +222,19 @@ mod tests {
     #[test]
     fn server_errors_hide_their_cause() {
         let err = ApiError::from(StoreError::Internal("disk full at /var/x".into()));
-        assert_eq!(
-            body(&err),
-            json!({"code": "internal_error", "detail": "internal error"})
-        );
+        assert_eq!(body(&err), json!({"code": "internal_error", "detail": "internal error"}));
     }
 
     #[test]
     fn validation_errors_use_the_422_shape() {
         let err = ApiError::invalid(&["body", "uid"], "bad uid");
         assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(
-            body(&err),
-            json!({"detail": [{"loc": ["body", "uid"], "msg": "bad uid", "type": "value_error"}]})
-        );
+        assert_eq!(body(&err), json!({"detail": [{"loc": ["body", "uid"], "msg": "bad uid", "type": "value_error"}]}));
     }
 
     #[test]
     fn rate_limited_sets_retry_after() {
-        let response = ApiError::RateLimited {
-            retry_after_secs: 3,
-        }
-        .into_response();
+        let response = ApiError::RateLimited { retry_after_secs: 3 }.into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "3");
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");

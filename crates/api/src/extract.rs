@@ -55,13 +55,7 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if is_json {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedMediaType(
-            "expected content-type application/json",
-        ))
-    }
+    if is_json { Ok(()) } else { Err(ApiError::UnsupportedMediaType("expected content-type application/json")) }
 }
 
 /// Reads the whole body, which `limit_body` has already capped.
@@ -87,10 +81,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         Err(err) => err,
     };
     if !err.is_data() {
-        return Err(ApiError::BadRequest(format!(
-            "invalid JSON: {}",
-            strip_position(&err.to_string())
-        )));
+        return Err(ApiError::BadRequest(format!("invalid JSON: {}", strip_position(&err.to_string()))));
     }
     let mut loc = vec!["body".to_owned()];
     let mut msg = strip_position(&err.to_string()).to_owned();
@@ -107,18 +98,11 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         }
         msg = strip_position(&tracked.inner().to_string()).to_owned();
     }
-    if let Some(field) = msg
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.strip_suffix('`'))
-    {
+    if let Some(field) = msg.strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`')) {
         loc.push(field.to_owned());
         msg = "field required".to_owned();
     }
-    Err(ApiError::Validation(vec![herald_core::Violation {
-        loc,
-        msg,
-        kind: "type_error".to_owned(),
-    }]))
+    Err(ApiError::Validation(vec![herald_core::Violation { loc, msg, kind: "type_error".to_owned() }]))
 }
 
 fn strip_position(msg: &str) -> &str {
@@ -132,16 +116,12 @@ fn strip_position(msg: &str) -> &str {
 /// a cap on the bytes a streamed body may deliver.
 pub(crate) async fn limit_body(State(ctx): State<Shared>, req: Request, next: Next) -> Response {
     let max = ctx.config.max_body_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max as u64) {
         return ApiError::PayloadTooLarge.into_response();
     }
-    next.run(req.map(|body| Body::new(Limited::new(body, max))))
-        .await
+    next.run(req.map(|body| Body::new(Limited::new(body, max)))).await
 }
 
 /// Path parameters, with a rejection in the contract's shape.
@@ -186,11 +166,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
 impl Query {
     /// Splits `raw` into decoded pairs (invalid percent-escapes are kept lossily).
     pub fn parse(raw: &str) -> Self {
-        Self(
-            url::form_urlencoded::parse(raw.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
+        Self(url::form_urlencoded::parse(raw.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
     }
 
     fn matches(key: &str, name: &str) -> bool {
@@ -199,11 +175,7 @@ impl Query {
 
     /// The last value given for `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| Self::matches(k, name))
-            .map(|(_, v)| v.as_str())
+        self.0.iter().rev().find(|(k, _)| Self::matches(k, name)).map(|(_, v)| v.as_str())
     }
 
     /// Every value of `name`, from repeated keys and comma-separated lists alike.
@@ -227,10 +199,7 @@ impl Query {
             None | Some("") => Ok(default),
             Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(true),
             Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(false),
-            Some(_) => Err(ApiError::invalid(
-                &["query", name],
-                "value could not be parsed to a boolean",
-            )),
+            Some(_) => Err(ApiError::invalid(&["query", name], "value could not be parsed to a boolean")),
         }
     }
 
@@ -241,10 +210,9 @@ impl Query {
     pub fn u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
         match self.get(name) {
             None | Some("") => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::invalid(&["query", name], "value is not a valid integer")),
+            Some(v) => {
+                v.parse().map(Some).map_err(|_| ApiError::invalid(&["query", name], "value is not a valid integer"))
+            }
         }
     }
 
@@ -257,9 +225,7 @@ impl Query {
             None | Some("") => Ok(None),
             Some(v) => DateTime::parse_from_rfc3339(v)
                 .map(|t| Some(t.with_timezone(&Utc)))
-                .map_err(|_| {
-                    ApiError::invalid(&["query", name], "value is not a valid RFC 3339 date-time")
-                }),
+                .map_err(|_| ApiError::invalid(&["query", name], "value is not a valid RFC 3339 date-time")),
         }
     }
 
@@ -267,16 +233,10 @@ impl Query {
     ///
     /// # Errors
     /// 422 when `rule` refuses it.
-    pub fn checked(
-        &self,
-        name: &str,
-        rule: fn(&str) -> Result<(), String>,
-    ) -> Result<Option<String>, ApiError> {
+    pub fn checked(&self, name: &str, rule: fn(&str) -> Result<(), String>) -> Result<Option<String>, ApiError> {
         match self.get(name) {
             None | Some("") => Ok(None),
-            Some(v) => rule(v)
-                .map(|()| Some(v.to_owned()))
-                .map_err(|msg| ApiError::invalid(&["query", name], msg)),
+            Some(v) => rule(v).map(|()| Some(v.to_owned())).map_err(|msg| ApiError::invalid(&["query", name], msg)),
         }
     }
 }
@@ -290,8 +250,7 @@ mod tests {
 
     #[test]
     fn arrays_accept_repeated_and_comma_separated_values() {
-        let q =
-            Query::parse("event_types=a&event_types=b,c&event_types%5B%5D=d&other=x&event_types=");
+        let q = Query::parse("event_types=a&event_types=b,c&event_types%5B%5D=d&other=x&event_types=");
         assert_eq!(q.list("event_types"), ["a", "b", "c", "d"]);
         assert_eq!(q.list("missing"), Vec::<String>::new());
     }
@@ -321,36 +280,18 @@ mod tests {
     fn json_errors_are_located() {
         let err = parse_json::<Sample>(b"{\"name\": 1}").unwrap_err();
         let body: serde_json::Value = serde_json::from_slice(&err.body()).unwrap();
-        assert_eq!(
-            body["detail"][0]["loc"],
-            serde_json::json!(["body", "name"])
-        );
+        assert_eq!(body["detail"][0]["loc"], serde_json::json!(["body", "name"]));
 
         let err = parse_json::<Sample>(b"{\"name\": \"a\", \"tags\": [1, \"x\"]}").unwrap_err();
         let body: serde_json::Value = serde_json::from_slice(&err.body()).unwrap();
-        assert_eq!(
-            body["detail"][0]["loc"],
-            serde_json::json!(["body", "tags", "1"])
-        );
+        assert_eq!(body["detail"][0]["loc"], serde_json::json!(["body", "tags", "1"]));
 
         let err = parse_json::<Sample>(b"{}").unwrap_err();
         let body: serde_json::Value = serde_json::from_slice(&err.body()).unwrap();
-        assert_eq!(
-            body["detail"][0]["loc"],
-            serde_json::json!(["body", "name"])
-        );
+        assert_eq!(body["detail"][0]["loc"], serde_json::json!(["body", "name"]));
 
-        assert_eq!(
-            parse_json::<Sample>(b"{\"name\": ")
-                .unwrap_err()
-                .status()
-                .as_u16(),
-            400
-        );
-        assert_eq!(
-            parse_json::<Sample>(b"").unwrap_err().status().as_u16(),
-            400
-        );
+        assert_eq!(parse_json::<Sample>(b"{\"name\": ").unwrap_err().status().as_u16(), 400);
+        assert_eq!(parse_json::<Sample>(b"").unwrap_err().status().as_u16(), 400);
     }
 
     #[test]
@@ -359,10 +300,7 @@ mod tests {
         assert!(require_json(&headers).is_err());
         headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
         assert!(require_json(&headers).is_err());
-        headers.insert(
-            header::CONTENT_TYPE,
-            "application/JSON; charset=utf-8".parse().unwrap(),
-        );
+        headers.insert(header::CONTENT_TYPE, "application/JSON; charset=utf-8".parse().unwrap());
         assert!(require_json(&headers).is_ok());
     }
 

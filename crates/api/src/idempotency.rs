@@ -36,12 +36,7 @@ const MAX_STORED_BODY: usize = 1024 * 1024;
 /// token's keys never answer another token's requests.
 pub fn scoped_key(auth: &Auth, method: &Method, path: &str, key: &[u8]) -> String {
     let mut hasher = Sha256::new();
-    for part in [
-        auth.token_id.as_str().as_bytes(),
-        method.as_str().as_bytes(),
-        path.as_bytes(),
-        key,
-    ] {
+    for part in [auth.token_id.as_str().as_bytes(), method.as_str().as_bytes(), path.as_bytes(), key] {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
@@ -60,10 +55,7 @@ pub fn replay(stored: StoredResponse) -> Response {
     let mut response = (status, stored.body).into_response();
     let headers = response.headers_mut();
     if has_body {
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     headers.insert(REPLAYED, HeaderValue::from_static("true"));
     response
@@ -74,18 +66,13 @@ pub(crate) async fn middleware(State(ctx): State<Shared>, req: Request, next: Ne
     if req.method() != Method::POST {
         return next.run(req).await;
     }
-    let (Some(key), Some(auth)) = (req.headers().get(HEADER), req.extensions().get::<Auth>())
-    else {
+    let (Some(key), Some(auth)) = (req.headers().get(HEADER), req.extensions().get::<Auth>()) else {
         return next.run(req).await;
     };
     let scoped = scoped_key(auth, req.method(), req.uri().path(), key.as_bytes());
     let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER;
     loop {
-        let claim = match ctx
-            .store
-            .claim_idempotency_key(&scoped, expires_at((ctx.clock)()))
-            .await
-        {
+        let claim = match ctx.store.claim_idempotency_key(&scoped, expires_at((ctx.clock)())).await {
             Ok(claim) => claim,
             Err(err) => return ApiError::from(err).into_response(),
         };
@@ -96,10 +83,8 @@ pub(crate) async fn middleware(State(ctx): State<Shared>, req: Request, next: Ne
                 tokio::time::sleep(POLL_EVERY).await;
             }
             IdempotencyClaim::InProgress => {
-                return ApiError::Conflict(
-                    "a request with this idempotency key is still in progress".into(),
-                )
-                .into_response();
+                return ApiError::Conflict("a request with this idempotency key is still in progress".into())
+                    .into_response();
             }
         }
     }
@@ -120,10 +105,7 @@ async fn run_and_record(ctx: &Shared, scoped: &str, req: Request, next: Next) ->
             return ApiError::Internal(err.into()).into_response();
         }
     };
-    let stored = StoredResponse {
-        status: parts.status.as_u16(),
-        body: bytes.to_vec(),
-    };
+    let stored = StoredResponse { status: parts.status.as_u16(), body: bytes.to_vec() };
     if let Err(err) = ctx.store.complete_idempotency_key(scoped, stored).await {
         tracing::warn!(error = %crate::error::cause_chain(&err), "could not record idempotent response");
         release(ctx, scoped).await;
@@ -148,35 +130,20 @@ mod tests {
     fn keys_are_scoped_by_token_method_and_path() {
         let mut rng = StdRng::seed_from_u64(3);
         let now = Utc::now();
-        let a = Auth {
-            token_id: TokenId::generate(now, &mut rng),
-            app_id: None,
-        };
-        let b = Auth {
-            token_id: TokenId::generate(now, &mut rng),
-            app_id: None,
-        };
+        let a = Auth { token_id: TokenId::generate(now, &mut rng), app_id: None };
+        let b = Auth { token_id: TokenId::generate(now, &mut rng), app_id: None };
         let base = scoped_key(&a, &Method::POST, "/api/v1/app", b"k");
         assert_eq!(base, scoped_key(&a, &Method::POST, "/api/v1/app", b"k"));
         assert_ne!(base, scoped_key(&b, &Method::POST, "/api/v1/app", b"k"));
-        assert_ne!(
-            base,
-            scoped_key(&a, &Method::POST, "/api/v1/event-type", b"k")
-        );
+        assert_ne!(base, scoped_key(&a, &Method::POST, "/api/v1/event-type", b"k"));
         assert_ne!(base, scoped_key(&a, &Method::POST, "/api/v1/app", b"k2"));
         // Length prefixes keep the parts from running into each other.
-        assert_ne!(
-            scoped_key(&a, &Method::POST, "/a", b"b/c"),
-            scoped_key(&a, &Method::POST, "/a/b", b"c")
-        );
+        assert_ne!(scoped_key(&a, &Method::POST, "/a", b"b/c"), scoped_key(&a, &Method::POST, "/a/b", b"c"));
     }
 
     #[test]
     fn replays_carry_the_stored_answer() {
-        let response = replay(StoredResponse {
-            status: 201,
-            body: b"{}".to_vec(),
-        });
+        let response = replay(StoredResponse { status: 201, body: b"{}".to_vec() });
         assert_eq!(response.status(), StatusCode::CREATED);
         assert_eq!(response.headers()[REPLAYED], "true");
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");

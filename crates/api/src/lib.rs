@@ -42,11 +42,7 @@ pub struct RateLimit {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 1024 * 1024,
-            rate_limit: None,
-            public_url: "http://127.0.0.1:8071".to_owned(),
-        }
+        Self { max_body_bytes: 1024 * 1024, rate_limit: None, public_url: "http://127.0.0.1:8071".to_owned() }
     }
 }
 
@@ -61,11 +57,7 @@ pub struct AppState {
 impl AppState {
     /// State over `store` with the given settings and time source.
     pub fn new(store: DynStore, config: ApiConfig, clock: Clock) -> Self {
-        Self {
-            store,
-            config: Arc::new(config),
-            clock,
-        }
+        Self { store, config: Arc::new(config), clock }
     }
 }
 
@@ -98,11 +90,9 @@ pub fn router(state: AppState) -> Router {
         tokens: auth::TokenCache::default(),
         limiter,
     });
-    let generic =
-        routes::management().route_layer(from_fn_with_state(ctx.clone(), idempotency::middleware));
-    let protected = generic
-        .merge(routes::messages::router())
-        .route_layer(from_fn_with_state(ctx.clone(), auth::authenticate));
+    let generic = routes::management().route_layer(from_fn_with_state(ctx.clone(), idempotency::middleware));
+    let protected =
+        generic.merge(routes::messages::router()).route_layer(from_fn_with_state(ctx.clone(), auth::authenticate));
     routes::public()
         .merge(protected)
         .fallback(routes::not_found)

@@ -48,19 +48,12 @@ macro_rules! list_schema {
 ///
 /// # Errors
 /// 422 for a limit out of range, an unknown order or a malformed iterator.
-pub fn page_query(
-    query: &Query,
-    default_order: Order,
-    is_key: fn(&str) -> bool,
-) -> Result<PageQuery, ApiError> {
+pub fn page_query(query: &Query, default_order: Order, is_key: fn(&str) -> bool) -> Result<PageQuery, ApiError> {
     let limit = match query.u64("limit")? {
         None => DEFAULT_LIMIT,
         Some(n) if (1..=MAX_LIMIT as u64).contains(&n) => n as usize,
         Some(_) => {
-            return Err(ApiError::invalid(
-                &["query", "limit"],
-                format!("limit must be between 1 and {MAX_LIMIT}"),
-            ));
+            return Err(ApiError::invalid(&["query", "limit"], format!("limit must be between 1 and {MAX_LIMIT}")));
         }
     };
     let order = match query.get("order") {
@@ -68,21 +61,14 @@ pub fn page_query(
         Some("ascending") => Order::Ascending,
         Some("descending") => Order::Descending,
         Some(_) => {
-            return Err(ApiError::invalid(
-                &["query", "order"],
-                "order must be `ascending` or `descending`",
-            ));
+            return Err(ApiError::invalid(&["query", "order"], "order must be `ascending` or `descending`"));
         }
     };
     let cursor = match query.get("iterator") {
         None | Some("") => None,
         Some(raw) => Some(parse_iterator(raw, is_key)?),
     };
-    Ok(PageQuery {
-        limit,
-        cursor,
-        order,
-    })
+    Ok(PageQuery { limit, cursor, order })
 }
 
 /// Turns an iterator string into a cursor.
@@ -95,15 +81,9 @@ pub fn parse_iterator(raw: &str, is_key: fn(&str) -> bool) -> Result<Cursor, Api
         None => (raw, Direction::Next),
     };
     if !is_key(key) {
-        return Err(ApiError::invalid(
-            &["query", "iterator"],
-            "invalid iterator",
-        ));
+        return Err(ApiError::invalid(&["query", "iterator"], "invalid iterator"));
     }
-    Ok(Cursor {
-        key: key.to_owned(),
-        direction,
-    })
+    Ok(Cursor { key: key.to_owned(), direction })
 }
 
 /// Wraps a page in the envelope, converting items with `out` and naming each item's
@@ -122,12 +102,7 @@ pub fn list_response<T, U>(
             None => (None, None),
         },
     };
-    ListResponse {
-        data: page.items.into_iter().map(out).collect(),
-        iterator,
-        prev_iterator,
-        done: page.done,
-    }
+    ListResponse { data: page.items.into_iter().map(out).collect(), iterator, prev_iterator, done: page.done }
 }
 
 #[cfg(test)]
@@ -145,23 +120,9 @@ mod tests {
 
     #[test]
     fn defaults_and_bounds() {
-        assert_eq!(
-            query("").unwrap(),
-            PageQuery::first(DEFAULT_LIMIT, Order::Ascending)
-        );
-        assert_eq!(
-            query("limit=250&order=descending").unwrap(),
-            PageQuery::first(250, Order::Descending)
-        );
-        for bad in [
-            "limit=0",
-            "limit=251",
-            "limit=-1",
-            "limit=abc",
-            "order=up",
-            "iterator=garbage",
-            "iterator=-",
-        ] {
+        assert_eq!(query("").unwrap(), PageQuery::first(DEFAULT_LIMIT, Order::Ascending));
+        assert_eq!(query("limit=250&order=descending").unwrap(), PageQuery::first(250, Order::Descending));
+        for bad in ["limit=0", "limit=251", "limit=-1", "limit=abc", "order=up", "iterator=garbage", "iterator=-"] {
             assert_eq!(query(bad).unwrap_err().status().as_u16(), 422, "{bad}");
         }
     }
@@ -169,47 +130,21 @@ mod tests {
     #[test]
     fn iterators_walk_both_ways() {
         let next = query(&format!("iterator={KEY}")).unwrap().cursor.unwrap();
-        assert_eq!(
-            next,
-            Cursor {
-                key: KEY.to_owned(),
-                direction: Direction::Next
-            }
-        );
+        assert_eq!(next, Cursor { key: KEY.to_owned(), direction: Direction::Next });
         let prev = query(&format!("iterator=-{KEY}")).unwrap().cursor.unwrap();
-        assert_eq!(
-            prev,
-            Cursor {
-                key: KEY.to_owned(),
-                direction: Direction::Prev
-            }
-        );
+        assert_eq!(prev, Cursor { key: KEY.to_owned(), direction: Direction::Prev });
     }
 
     #[test]
     fn envelope_points_at_first_and_last_items() {
-        let page = Page {
-            items: vec!["a".to_owned(), "b".to_owned()],
-            done: false,
-        };
-        let list = list_response(
-            page,
-            &PageQuery::first(2, Order::Ascending),
-            |s| s.as_str(),
-            |s| s,
-        );
+        let page = Page { items: vec!["a".to_owned(), "b".to_owned()], done: false };
+        let list = list_response(page, &PageQuery::first(2, Order::Ascending), |s| s.as_str(), |s| s);
         assert_eq!(list.iterator.as_deref(), Some("b"));
         assert_eq!(list.prev_iterator.as_deref(), Some("-a"));
 
-        let empty: Page<String> = Page {
-            items: vec![],
-            done: true,
-        };
+        let empty: Page<String> = Page { items: vec![], done: true };
         let mut q = PageQuery::first(2, Order::Ascending);
-        q.cursor = Some(Cursor {
-            key: "z".into(),
-            direction: Direction::Next,
-        });
+        q.cursor = Some(Cursor { key: "z".into(), direction: Direction::Next });
         let list = list_response(empty, &q, |s| s.as_str(), |s| s);
         assert_eq!(list.iterator.as_deref(), Some("z"));
         assert!(list.done);

@@ -31,10 +31,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A limiter applying `limit` to each key separately.
     pub fn new(limit: RateLimit) -> Self {
-        Self {
-            limit,
-            buckets: Mutex::new(HashMap::new()),
-        }
+        Self { limit, buckets: Mutex::new(HashMap::new()) }
     }
 
     fn burst(&self) -> f64 {
@@ -56,16 +53,10 @@ impl RateLimiter {
             let burst = self.burst();
             buckets.retain(|_, b| self.refill(*b, now) < burst);
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: self.burst(),
-            at: now,
-        });
+        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket { tokens: self.burst(), at: now });
         let tokens = self.refill(*bucket, now);
         if tokens >= 1.0 {
-            *bucket = Bucket {
-                tokens: tokens - 1.0,
-                at: now,
-            };
+            *bucket = Bucket { tokens: tokens - 1.0, at: now };
             return Ok(());
         }
         *bucket = Bucket { tokens, at: now };
@@ -73,9 +64,7 @@ impl RateLimiter {
         if per_second <= 0.0 || !per_second.is_finite() {
             return Err(Duration::from_secs(3600));
         }
-        Err(Duration::from_secs_f64(
-            ((1.0 - tokens) / per_second).min(3600.0),
-        ))
+        Err(Duration::from_secs_f64(((1.0 - tokens) / per_second).min(3600.0)))
     }
 
     #[cfg(test)]

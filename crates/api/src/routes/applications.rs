@@ -47,16 +47,8 @@ pub struct ApplicationIn {
 impl Validate for ApplicationIn {
     fn validate(&self) -> Result<(), ValidationError> {
         let mut check = Checker::default();
-        check.check(
-            !self.name.trim().is_empty(),
-            &["body", "name"],
-            "name must not be empty",
-        );
-        check.check(
-            self.throttle_rate != Some(0),
-            &["body", "throttleRate"],
-            "throttleRate must be at least 1",
-        );
+        check.check(!self.name.trim().is_empty(), &["body", "name"], "name must not be empty");
+        check.check(self.throttle_rate != Some(0), &["body", "throttleRate"], "throttleRate must be at least 1");
         if let Some(uid) = &self.uid {
             check.rule(&["body", "uid"], validate::uid(uid));
         }
@@ -84,11 +76,7 @@ impl Validate for ApplicationPatch {
     fn validate(&self) -> Result<(), ValidationError> {
         let mut check = Checker::default();
         if let Some(name) = &self.name {
-            check.check(
-                !name.trim().is_empty(),
-                &["body", "name"],
-                "name must not be empty",
-            );
+            check.check(!name.trim().is_empty(), &["body", "name"], "name must not be empty");
         }
         if let Some(Some(uid)) = &self.uid {
             check.rule(&["body", "uid"], validate::uid(uid));
@@ -129,11 +117,7 @@ impl From<Application> for ApplicationOut {
     }
 }
 
-crate::list_schema!(
-    ApplicationList,
-    ListResponse_ApplicationOut_,
-    ApplicationOut
-);
+crate::list_schema!(ApplicationList, ListResponse_ApplicationOut_, ApplicationOut);
 
 fn new_application(ctx: &Shared, input: ApplicationIn, uid: Option<String>) -> Application {
     let now = ctx.now();
@@ -164,12 +148,7 @@ pub(crate) async fn list(
     auth.require_admin()?;
     let page_query = page_query(&query, Order::Ascending, AppId::is_id)?;
     let page = ctx.store.list_applications(&page_query).await?;
-    Ok(axum::Json(list_response(
-        page,
-        &page_query,
-        |a| a.id.as_str(),
-        ApplicationOut::from,
-    )))
+    Ok(axum::Json(list_response(page, &page_query, |a| a.id.as_str(), ApplicationOut::from)))
 }
 
 /// Create Application.
@@ -198,18 +177,11 @@ pub(crate) async fn create(
         }
     }
     let uid = input.uid.clone();
-    match ctx
-        .store
-        .create_application(new_application(&ctx, input, uid.clone()))
-        .await
-    {
+    match ctx.store.create_application(new_application(&ctx, input, uid.clone())).await {
         Ok(app) => Ok((StatusCode::CREATED, axum::Json(ApplicationOut::from(app))).into_response()),
         // Lost a race with a concurrent create of the same uid: that one is "existing".
         Err(StoreError::Conflict(_)) if get_if_exists && uid.is_some() => {
-            let app = ctx
-                .store
-                .get_application(uid.as_deref().unwrap_or_default())
-                .await?;
+            let app = ctx.store.get_application(uid.as_deref().unwrap_or_default()).await?;
             Ok((StatusCode::OK, axum::Json(ApplicationOut::from(app))).into_response())
         }
         Err(err) => Err(err.into()),
@@ -248,10 +220,7 @@ pub(crate) async fn upsert(
     };
     let (app, created) = match existing {
         Some(app) => {
-            let uid = input
-                .uid
-                .clone()
-                .or_else(|| app.uid.clone().filter(|u| *u == app_id));
+            let uid = input.uid.clone().or_else(|| app.uid.clone().filter(|u| *u == app_id));
             let updated = Application {
                 uid,
                 name: input.name,
@@ -264,19 +233,10 @@ pub(crate) async fn upsert(
         }
         None => {
             auth.require_admin()?;
-            (
-                ctx.store
-                    .create_application(new_application(&ctx, input, Some(app_id)))
-                    .await?,
-                true,
-            )
+            (ctx.store.create_application(new_application(&ctx, input, Some(app_id))).await?, true)
         }
     };
-    Ok((
-        created_or_ok(created),
-        axum::Json(ApplicationOut::from(app)),
-    )
-        .into_response())
+    Ok((created_or_ok(created), axum::Json(ApplicationOut::from(app))).into_response())
 }
 
 /// Patch Application.

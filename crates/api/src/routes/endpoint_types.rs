@@ -28,12 +28,7 @@ pub const MAX_GRACE_SECONDS: u32 = 604_800;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
-    #[schema(
-        format = "uri",
-        min_length = 1,
-        max_length = 65536,
-        example = "https://example.com/webhook/"
-    )]
+    #[schema(format = "uri", min_length = 1, max_length = 65536, example = "https://example.com/webhook/")]
     pub url: String,
     #[serde(default)]
     pub description: String,
@@ -198,11 +193,7 @@ fn check_list(
     rule: fn(&str) -> Result<(), String>,
 ) {
     if let Some(list) = list {
-        check.check(
-            !list.is_empty(),
-            &["body", field],
-            format!("{field} must not be empty (omit it for all)"),
-        );
+        check.check(!list.is_empty(), &["body", field], format!("{field} must not be empty (omit it for all)"));
         check.rule(&["body", field], validate::unique_list(list, max, rule));
     }
 }
@@ -224,11 +215,7 @@ impl Fields<'_> {
         if let Some(uid) = self.uid {
             check.rule(&["body", "uid"], validate::uid(uid));
         }
-        check.check(
-            self.throttle_rate != Some(0),
-            &["body", "throttleRate"],
-            "throttleRate must be at least 1",
-        );
+        check.check(self.throttle_rate != Some(0), &["body", "throttleRate"], "throttleRate must be at least 1");
         check_list(check, "eventTypes", self.event_types, 1_000, validate::name);
         check_list(check, "channels", self.channels, 10, validate::channel);
     }
@@ -246,10 +233,7 @@ impl Validate for EndpointIn {
         }
         .check(&mut check);
         if let Some(secret) = &self.secret {
-            check.rule(
-                &["body", "secret"],
-                EndpointSecret::parse(secret).map(|_| ()),
-            );
+            check.rule(&["body", "secret"], EndpointSecret::parse(secret).map(|_| ()));
         }
         if let Some(headers) = &self.headers {
             check_headers(&mut check, headers.iter().map(|(k, v)| (k, Some(v))));
@@ -324,12 +308,7 @@ impl From<EndpointUpsertIn> for EndpointIn {
 
 impl EndpointIn {
     /// The endpoint this input creates.
-    pub fn into_endpoint(
-        self,
-        app_id: AppId,
-        secret: EndpointSecret,
-        now: DateTime<Utc>,
-    ) -> Endpoint {
+    pub fn into_endpoint(self, app_id: AppId, secret: EndpointSecret, now: DateTime<Utc>) -> Endpoint {
         Endpoint {
             id: EndpointId::generate(now, &mut rand::rng()),
             app_id,
@@ -407,14 +386,7 @@ mod tests {
     fn urls_must_be_http_with_a_host() {
         assert!(check_url("https://example.com/hook").is_ok());
         assert!(check_url("http://127.0.0.1:8080/").is_ok());
-        for bad in [
-            "ftp://example.com",
-            "example.com",
-            "https://",
-            "",
-            "javascript:alert(1)",
-            "file:///etc/passwd",
-        ] {
+        for bad in ["ftp://example.com", "example.com", "https://", "", "javascript:alert(1)", "file:///etc/passwd"] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
         assert!(check_url(&format!("https://e.com/{}", "a".repeat(MAX_URL_LEN))).is_err());
@@ -423,8 +395,7 @@ mod tests {
     #[test]
     fn aliases_are_accepted() {
         let input: EndpointIn =
-            serde_json::from_str(r#"{"url":"https://e.com","filterTypes":["a"],"rateLimit":5}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"url":"https://e.com","filterTypes":["a"],"rateLimit":5}"#).unwrap();
         assert_eq!(input.event_types, Some(vec!["a".to_owned()]));
         assert_eq!(input.throttle_rate, Some(5));
     }

@@ -54,10 +54,7 @@ async fn check_event_types_exist(ctx: &Shared, types: Option<&[String]>) -> Resu
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::invalid(
-            &["body", "eventTypes"],
-            format!("event types do not exist: {}", missing.join(", ")),
-        ))
+        Err(ApiError::invalid(&["body", "eventTypes"], format!("event types do not exist: {}", missing.join(", "))))
     }
 }
 
@@ -79,12 +76,7 @@ pub(crate) async fn list(
     let app = load_app(&ctx, &auth, &app_id).await?;
     let page_query = page_query(&query, Order::Ascending, EndpointId::is_id)?;
     let page = ctx.store.list_endpoints(&app.id, &page_query).await?;
-    Ok(axum::Json(list_response(
-        page,
-        &page_query,
-        |e| e.id.as_str(),
-        EndpointOut::from,
-    )))
+    Ok(axum::Json(list_response(page, &page_query, |e| e.id.as_str(), EndpointOut::from)))
 }
 
 /// Create Endpoint.
@@ -104,9 +96,7 @@ pub(crate) async fn create(
     let app = load_app(&ctx, &auth, &app_id).await?;
     check_event_types_exist(&ctx, input.event_types.as_deref()).await?;
     let secret = match &input.secret {
-        Some(key) => {
-            EndpointSecret::parse(key).map_err(|msg| ApiError::invalid(&["body", "secret"], msg))?
-        }
+        Some(key) => EndpointSecret::parse(key).map_err(|msg| ApiError::invalid(&["body", "secret"], msg))?,
         None => EndpointSecret::generate(&mut rand::rng()),
     };
     let endpoint = input.into_endpoint(app.id, secret, ctx.now());
@@ -155,18 +145,10 @@ pub(crate) async fn upsert(
     };
     let now = ctx.now();
     let (saved, created) = match existing {
-        Some(endpoint) => (
-            ctx.store
-                .update_endpoint(input.apply_to(endpoint, now))
-                .await?,
-            false,
-        ),
+        Some(endpoint) => (ctx.store.update_endpoint(input.apply_to(endpoint, now)).await?, false),
         None => {
-            let mut endpoint = EndpointIn::from(input).into_endpoint(
-                app.id,
-                EndpointSecret::generate(&mut rand::rng()),
-                now,
-            );
+            let mut endpoint =
+                EndpointIn::from(input).into_endpoint(app.id, EndpointSecret::generate(&mut rand::rng()), now);
             endpoint.uid = endpoint.uid.or(Some(endpoint_id));
             (ctx.store.create_endpoint(endpoint).await?, true)
         }
@@ -226,12 +208,10 @@ pub(crate) async fn get_secret(
     Keys((app_id, endpoint_id)): Keys<(String, String)>,
 ) -> Result<axum::Json<EndpointSecretOut>, ApiError> {
     let (_, endpoint) = load_endpoint(&ctx, &auth, &app_id, &endpoint_id).await?;
-    let current = endpoint.current_secret().ok_or_else(|| {
-        ApiError::Internal(format!("endpoint {} has no current secret", endpoint.id).into())
-    })?;
-    Ok(axum::Json(EndpointSecretOut {
-        key: current.key.clone(),
-    }))
+    let current = endpoint
+        .current_secret()
+        .ok_or_else(|| ApiError::Internal(format!("endpoint {} has no current secret", endpoint.id).into()))?;
+    Ok(axum::Json(EndpointSecretOut { key: current.key.clone() }))
 }
 
 /// Rotate Endpoint Secret: the new key signs from now on; the old one keeps signing
@@ -252,15 +232,11 @@ pub(crate) async fn rotate_secret(
 ) -> Result<StatusCode, ApiError> {
     let (_, mut endpoint) = load_endpoint(&ctx, &auth, &app_id, &endpoint_id).await?;
     let new = match &input.key {
-        Some(key) => {
-            EndpointSecret::parse(key).map_err(|msg| ApiError::invalid(&["body", "key"], msg))?
-        }
+        Some(key) => EndpointSecret::parse(key).map_err(|msg| ApiError::invalid(&["body", "key"], msg))?,
         None => EndpointSecret::generate(&mut rand::rng()),
     };
     let now = ctx.now();
-    let grace = TimeDelta::seconds(i64::from(
-        input.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS),
-    ));
+    let grace = TimeDelta::seconds(i64::from(input.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS)));
     endpoint.secrets = rotate(std::mem::take(&mut endpoint.secrets), new, now, grace);
     endpoint.updated_at = now;
     ctx.store.update_endpoint(endpoint).await?;
@@ -277,19 +253,13 @@ pub(crate) fn rotate(
 ) -> Vec<EndpointSecret> {
     let mut old: Vec<EndpointSecret> = secrets
         .into_iter()
-        .map(|s| EndpointSecret {
-            expires_at: Some(s.expires_at.unwrap_or(now + grace)),
-            ..s
-        })
+        .map(|s| EndpointSecret { expires_at: Some(s.expires_at.unwrap_or(now + grace)), ..s })
         .filter(|s| s.expires_at.is_some_and(|at| at > now))
         .collect();
     old.sort_by_key(|s| std::cmp::Reverse(s.expires_at));
     old.truncate(MAX_OLD_SECRETS);
     let mut out = Vec::with_capacity(old.len() + 1);
-    out.push(EndpointSecret {
-        expires_at: None,
-        ..new
-    });
+    out.push(EndpointSecret { expires_at: None, ..new });
     out.extend(old);
     out
 }
@@ -307,12 +277,7 @@ mod tests {
         let now = Utc::now();
         let first = EndpointSecret::generate(&mut rng);
         let second = EndpointSecret::generate(&mut rng);
-        let secrets = rotate(
-            vec![first.clone()],
-            second.clone(),
-            now,
-            TimeDelta::hours(1),
-        );
+        let secrets = rotate(vec![first.clone()], second.clone(), now, TimeDelta::hours(1));
         assert_eq!(secrets[0], second);
         assert_eq!(secrets[1].key, first.key);
         assert_eq!(secrets[1].expires_at, Some(now + TimeDelta::hours(1)));
@@ -331,12 +296,7 @@ mod tests {
         let mut secrets = vec![EndpointSecret::generate(&mut rng)];
         for i in 0..15 {
             let t = now + TimeDelta::seconds(i);
-            secrets = rotate(
-                secrets,
-                EndpointSecret::generate(&mut rng),
-                t,
-                TimeDelta::days(1),
-            );
+            secrets = rotate(secrets, EndpointSecret::generate(&mut rng), t, TimeDelta::days(1));
         }
         assert_eq!(secrets.len(), 1 + MAX_OLD_SECRETS);
         assert_eq!(secrets.iter().filter(|s| s.expires_at.is_none()).count(), 1);

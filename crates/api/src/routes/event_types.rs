@@ -31,11 +31,7 @@ use crate::{
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeIn {
     /// The event type's name
-    #[schema(
-        max_length = 256,
-        pattern = r"^[a-zA-Z0-9\-_.]+$",
-        example = "user.signup"
-    )]
+    #[schema(max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$", example = "user.signup")]
     pub name: String,
     pub description: String,
     #[serde(default)]
@@ -136,25 +132,14 @@ fn check_common(
     flags: Option<&Vec<String>>,
 ) {
     if let Some(schemas) = schemas {
-        check.check(
-            schemas.is_object(),
-            &["body", "schemas"],
-            "schemas must be an object",
-        );
+        check.check(schemas.is_object(), &["body", "schemas"], "schemas must be an object");
     }
     if let Some(group) = group {
         check.rule(&["body", "groupName"], validate::name(group));
     }
     if let Some(flags) = flags {
-        check.check(
-            !flags.is_empty(),
-            &["body", "featureFlags"],
-            "featureFlags must not be empty",
-        );
-        check.rule(
-            &["body", "featureFlags"],
-            validate::unique_list(flags, 256, validate::name),
-        );
+        check.check(!flags.is_empty(), &["body", "featureFlags"], "featureFlags must not be empty");
+        check.rule(&["body", "featureFlags"], validate::unique_list(flags, 256, validate::name));
     }
 }
 
@@ -162,12 +147,7 @@ impl Validate for EventTypeIn {
     fn validate(&self) -> Result<(), ValidationError> {
         let mut check = Checker::default();
         check.rule(&["body", "name"], validate::name(&self.name));
-        check_common(
-            &mut check,
-            self.schemas.as_ref(),
-            self.group_name.as_ref(),
-            self.feature_flags.as_ref(),
-        );
+        check_common(&mut check, self.schemas.as_ref(), self.group_name.as_ref(), self.feature_flags.as_ref());
         check.finish()
     }
 }
@@ -175,12 +155,7 @@ impl Validate for EventTypeIn {
 impl Validate for EventTypeUpsertIn {
     fn validate(&self) -> Result<(), ValidationError> {
         let mut check = Checker::default();
-        check_common(
-            &mut check,
-            self.schemas.as_ref(),
-            self.group_name.as_ref(),
-            self.feature_flags.as_ref(),
-        );
+        check_common(&mut check, self.schemas.as_ref(), self.group_name.as_ref(), self.feature_flags.as_ref());
         check.finish()
     }
 }
@@ -221,10 +196,7 @@ pub(crate) async fn list(
     let page_query = page_query(&query, Order::Ascending, |k| validate::name(k).is_ok())?;
     let include_archived = query.bool("include_archived", false)?;
     let with_content = query.bool("with_content", false)?;
-    let page = ctx
-        .store
-        .list_event_types(&page_query, include_archived)
-        .await?;
+    let page = ctx.store.list_event_types(&page_query, include_archived).await?;
     Ok(axum::Json(list_response(
         page,
         &page_query,
@@ -316,11 +288,7 @@ pub(crate) async fn upsert(
     } else {
         ctx.store.update_event_type(event_type).await?
     };
-    Ok((
-        created_or_ok(created),
-        axum::Json(EventTypeOut::from(saved)),
-    )
-        .into_response())
+    Ok((created_or_ok(created), axum::Json(EventTypeOut::from(saved))).into_response())
 }
 
 /// Patch Event Type.

@@ -33,12 +33,7 @@ const RESERVED: &[&str] = &[
 ];
 const RESERVED_PREFIXES: &[&str] = &["webhook-", "svix-"];
 /// Headers listed as sensitive in `EndpointHeadersOut`.
-const SENSITIVE: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "x-api-key",
-];
+const SENSITIVE: &[&str] = &["authorization", "proxy-authorization", "cookie", "x-api-key"];
 const MAX_HEADERS: usize = 100;
 
 /// Replacement headers.
@@ -69,31 +64,17 @@ pub(crate) fn check_headers<'a>(
     check: &mut Checker,
     headers: impl ExactSizeIterator<Item = (&'a String, Option<&'a String>)>,
 ) {
-    check.check(
-        headers.len() <= MAX_HEADERS,
-        &["body", "headers"],
-        format!("at most {MAX_HEADERS} headers"),
-    );
+    check.check(headers.len() <= MAX_HEADERS, &["body", "headers"], format!("at most {MAX_HEADERS} headers"));
     for (name, value) in headers {
         let loc = ["body", "headers", name.as_str()];
         let lower = name.to_ascii_lowercase();
         if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             check.check(false, &loc, "not a valid HTTP header name");
-        } else if RESERVED.contains(&lower.as_str())
-            || RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
-        {
-            check.check(
-                false,
-                &loc,
-                "this header is set by Herald and cannot be overridden",
-            );
+        } else if RESERVED.contains(&lower.as_str()) || RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p)) {
+            check.check(false, &loc, "this header is set by Herald and cannot be overridden");
         }
         if let Some(value) = value {
-            check.check(
-                axum::http::HeaderValue::from_str(value).is_ok(),
-                &loc,
-                "not a valid HTTP header value",
-            );
+            check.check(axum::http::HeaderValue::from_str(value).is_ok(), &loc, "not a valid HTTP header value");
         }
     }
 }
@@ -109,10 +90,7 @@ impl Validate for EndpointHeadersIn {
 impl Validate for EndpointHeadersPatchIn {
     fn validate(&self) -> Result<(), ValidationError> {
         let mut check = Checker::default();
-        check_headers(
-            &mut check,
-            self.headers.iter().map(|(k, v)| (k, v.as_ref())),
-        );
+        check_headers(&mut check, self.headers.iter().map(|(k, v)| (k, v.as_ref())));
         check.finish()
     }
 }
@@ -135,11 +113,7 @@ pub(crate) fn merge(headers: &mut BTreeMap<String, String>, patch: EndpointHeade
 }
 
 fn out(headers: BTreeMap<String, String>) -> EndpointHeadersOut {
-    let sensitive = headers
-        .keys()
-        .filter(|k| SENSITIVE.iter().any(|s| k.eq_ignore_ascii_case(s)))
-        .cloned()
-        .collect();
+    let sensitive = headers.keys().filter(|k| SENSITIVE.iter().any(|s| k.eq_ignore_ascii_case(s))).cloned().collect();
     EndpointHeadersOut { headers, sensitive }
 }
 
@@ -197,10 +171,7 @@ pub(crate) async fn patch(
     let (_, mut endpoint) = load_endpoint(&ctx, &auth, &app_id, &endpoint_id).await?;
     merge(&mut endpoint.headers, input);
     if endpoint.headers.len() > MAX_HEADERS {
-        return Err(ApiError::invalid(
-            &["body", "headers"],
-            format!("at most {MAX_HEADERS} headers"),
-        ));
+        return Err(ApiError::invalid(&["body", "headers"], format!("at most {MAX_HEADERS} headers")));
     }
     endpoint.updated_at = ctx.now();
     ctx.store.update_endpoint(endpoint).await?;
@@ -212,49 +183,27 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
     fn patch_sets_replaces_and_removes_case_insensitively() {
         let mut headers = map(&[("X-A", "1"), ("X-B", "2"), ("X-C", "3")]);
-        let patch: EndpointHeadersPatchIn = serde_json::from_str(
-            r#"{"headers":{"x-a":"10","X-B":null,"X-D":"4"},"deleteHeaders":["x-c"]}"#,
-        )
-        .unwrap();
+        let patch: EndpointHeadersPatchIn =
+            serde_json::from_str(r#"{"headers":{"x-a":"10","X-B":null,"X-D":"4"},"deleteHeaders":["x-c"]}"#).unwrap();
         merge(&mut headers, patch);
         assert_eq!(headers, map(&[("X-D", "4"), ("x-a", "10")]));
     }
 
     #[test]
     fn reserved_and_malformed_names_are_refused() {
-        for bad in [
-            "webhook-id",
-            "Svix-Signature",
-            "Content-Type",
-            "host",
-            "bad header",
-            "",
-        ] {
-            let input = EndpointHeadersIn {
-                headers: map(&[(bad, "v")]),
-            };
+        for bad in ["webhook-id", "Svix-Signature", "Content-Type", "host", "bad header", ""] {
+            let input = EndpointHeadersIn { headers: map(&[(bad, "v")]) };
             assert!(input.validate().is_err(), "{bad}");
         }
-        let bad_value = EndpointHeadersIn {
-            headers: map(&[("X-Ok", "line\nbreak")]),
-        };
+        let bad_value = EndpointHeadersIn { headers: map(&[("X-Ok", "line\nbreak")]) };
         assert!(bad_value.validate().is_err());
-        assert!(
-            EndpointHeadersIn {
-                headers: map(&[("Authorization", "Bearer x")])
-            }
-            .validate()
-            .is_ok()
-        );
+        assert!(EndpointHeadersIn { headers: map(&[("Authorization", "Bearer x")]) }.validate().is_ok());
     }
 
     #[test]

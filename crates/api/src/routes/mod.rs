@@ -23,9 +23,7 @@ pub mod messages;
 
 /// Routes that need no token: health and the OpenAPI document.
 pub(crate) fn public() -> Router<Shared> {
-    Router::new()
-        .route("/api/v1/health", get(health::get))
-        .route("/api/v1/openapi.json", get(crate::openapi::serve))
+    Router::new().route("/api/v1/health", get(health::get)).route("/api/v1/openapi.json", get(crate::openapi::serve))
 }
 
 /// Authenticated management routes whose POSTs use the generic idempotency path.
@@ -35,40 +33,19 @@ pub(crate) fn management() -> Router<Shared> {
     use event_types as ets;
     Router::new()
         .route("/api/v1/app", get(apps::list).post(apps::create))
-        .route(
-            "/api/v1/app/{app_id}",
-            get(apps::get)
-                .put(apps::upsert)
-                .patch(apps::patch)
-                .delete(apps::delete),
-        )
+        .route("/api/v1/app/{app_id}", get(apps::get).put(apps::upsert).patch(apps::patch).delete(apps::delete))
         .route("/api/v1/event-type", get(ets::list).post(ets::create))
         .route(
             "/api/v1/event-type/{event_type_name}",
-            get(ets::get)
-                .put(ets::upsert)
-                .patch(ets::patch)
-                .delete(ets::delete),
+            get(ets::get).put(ets::upsert).patch(ets::patch).delete(ets::delete),
         )
-        .route(
-            "/api/v1/app/{app_id}/endpoint",
-            get(eps::list).post(eps::create),
-        )
+        .route("/api/v1/app/{app_id}/endpoint", get(eps::list).post(eps::create))
         .route(
             "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
-            get(eps::get)
-                .put(eps::upsert)
-                .patch(eps::patch)
-                .delete(eps::delete),
+            get(eps::get).put(eps::upsert).patch(eps::patch).delete(eps::delete),
         )
-        .route(
-            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret",
-            get(eps::get_secret),
-        )
-        .route(
-            "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
-            post(eps::rotate_secret),
-        )
+        .route("/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", get(eps::get_secret))
+        .route("/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", post(eps::rotate_secret))
         .route(
             "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
             get(headers::get).put(headers::put).patch(headers::patch),
@@ -92,28 +69,22 @@ pub(crate) async fn method_not_allowed(State(_): State<Shared>) -> ApiError {
 ///
 /// # Errors
 /// 422 for a malformed key, 403 outside the token's scope, 404 when absent.
-pub(crate) async fn load_app(
-    ctx: &Shared,
-    auth: &Auth,
-    key: &str,
-) -> Result<Application, ApiError> {
+pub(crate) async fn load_app(ctx: &Shared, auth: &Auth, key: &str) -> Result<Application, ApiError> {
     check_key("app_id", key)?;
     if let Some(own) = &auth.app_id
         && AppId::is_id(key)
         && own.as_str() != key
     {
-        return Err(ApiError::Forbidden(
-            "this token may not access this application",
-        ));
+        return Err(ApiError::Forbidden("this token may not access this application"));
     }
     match ctx.store.get_application(key).await {
         Ok(app) => {
             auth.check_app(&app.id)?;
             Ok(app)
         }
-        Err(StoreError::NotFound(_)) if auth.app_id.is_some() => Err(ApiError::Forbidden(
-            "this token may not access this application",
-        )),
+        Err(StoreError::NotFound(_)) if auth.app_id.is_some() => {
+            Err(ApiError::Forbidden("this token may not access this application"))
+        }
         Err(err) => Err(err.into()),
     }
 }
@@ -129,9 +100,5 @@ where
 
 /// `201 Created` or `200 OK` for an upsert.
 pub(crate) fn created_or_ok(created: bool) -> StatusCode {
-    if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    }
+    if created { StatusCode::CREATED } else { StatusCode::OK }
 }
