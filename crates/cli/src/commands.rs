@@ -1,0 +1,98 @@
+//! The one-shot commands: `migrate`, `token create`, `healthcheck`.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::Duration,
+};
+
+use anyhow::{Context, anyhow, bail};
+use herald_server::Config;
+use herald_store::StoreError;
+
+/// How long `healthcheck` waits for the server in all.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens (creating or migrating) the configured database.
+///
+/// # Errors
+/// The database cannot be opened or migrated.
+pub fn migrate(config: &Config) -> anyhow::Result<()> {
+    herald_server::open_store(config)?;
+    println!("Database ready: {}", config.store.database_url);
+    Ok(())
+}
+
+/// Mints a token, stores its hash and returns its text. With `app` (an id or uid),
+/// the token is scoped to that application, which must exist.
+///
+/// # Errors
+/// The application does not exist or the store fails.
+pub async fn token_create(config: &Config, app: Option<&str>) -> anyhow::Result<String> {
+    let store = herald_server::open_store(config)?;
+    let app_id = match app {
+        None => None,
+        Some(key) => match store.get_application(key).await {
+            Ok(app) => Some(app.id),
+            Err(StoreError::NotFound(_)) => {
+                bail!("no application {key:?} in {}", config.store.database_url)
+            }
+            Err(e) => return Err(anyhow!(e).context(format!("looking up application {key:?}"))),
+        },
+    };
+    let (token, record) = herald_api::auth::mint_token(app_id, chrono::Utc::now(), &mut rand::rng());
+    store.create_token(record).await.context("storing the token")?;
+    Ok(token)
+}
+
+/// The URL `healthcheck` probes when none is given: the listen address, with
+/// loopback for an all-interfaces address.
+pub fn default_health_base(config: &Config) -> String {
+    let mut addr = config.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    format!("http://{addr}")
+}
+
+/// Sends `GET <base>/api/v1/health` over plain HTTP/1.1 and succeeds on a 2xx.
+///
+/// # Errors
+/// The URL is not http, the server cannot be reached in time, or it answers non-2xx.
+pub fn healthcheck(base: &str) -> anyhow::Result<()> {
+    let url = url::Url::parse(base).with_context(|| format!("invalid --url {base:?}"))?;
+    if url.scheme() != "http" {
+        bail!("invalid --url {base:?}: only http:// is supported");
+    }
+    let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
+    let path = format!("{}/api/v1/health", url.path().trim_end_matches('/'));
+    let addrs = url.socket_addrs(|| None).with_context(|| format!("resolving {authority}"))?;
+    let addr = addrs.first().with_context(|| format!("{authority} resolves to no address"))?;
+
+    let mut stream =
+        TcpStream::connect_timeout(addr, HEALTHCHECK_TIMEOUT).with_context(|| format!("connecting to {authority}"))?;
+    stream.set_read_timeout(Some(HEALTHCHECK_TIMEOUT))?;
+    stream.set_write_timeout(Some(HEALTHCHECK_TIMEOUT))?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: herald-healthcheck\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).context("sending the request")?;
+    let mut head = Vec::new();
+    stream.take(64 * 1024).read_to_end(&mut head).context("reading the response")?;
+
+    let status_line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let status_line = String::from_utf8_lossy(status_line);
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("not an HTTP response: {:?}", status_line.trim()))?;
+    if !(200..300).contains(&status) {
+        bail!("{base}{path} answered {status}");
+    }
+    Ok(())
+}

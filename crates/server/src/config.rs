@@ -1,0 +1,887 @@
+//! Herald's configuration: one typed [`Config`] with a section per part of the server,
+//! merged from four layers, later ones winning:
+//!
+//! 1. the built-in defaults, [`DEFAULT_TOML`] (`config.default.toml`, the commented
+//!    reference of every key),
+//! 2. an optional TOML file with the same keys,
+//! 3. environment variables (passed in as a map, so nothing here reads the process
+//!    environment and tests never touch it),
+//! 4. command-line flags ([`Overrides`]).
+//!
+//! Every setting is validated once, at start-up, and a bad one is reported by the name
+//! it was given under (`HERALD_RETRY_SCHEDULE`, `--listen`, or the key in a file).
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
+
+use herald_api::RateLimit;
+use herald_core::{RetrySchedule, retry::parse_duration};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The commented reference configuration, built into the binary as the lowest layer.
+pub const DEFAULT_TOML: &str = include_str!("../config.default.toml");
+
+/// Shortest accepted `HERALD_ADMIN_TOKEN`, so a guessable bootstrap token is refused.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// One configurable value: its key in TOML, its environment name and its flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// `section.key` as written in a config file.
+    pub key: &'static str,
+    /// The documented environment variable (a short public name where one exists).
+    pub env: &'static str,
+    /// The `herald serve` flag, without the leading dashes, if there is one.
+    pub flag: Option<&'static str>,
+    /// Secret values are never echoed in error messages.
+    pub secret: bool,
+}
+
+const fn setting(key: &'static str, env: &'static str, flag: Option<&'static str>) -> Setting {
+    Setting { key, env, flag, secret: false }
+}
+
+/// Every setting Herald reads. Each can also be set as `HERALD_<SECTION>__<KEY>`.
+pub const SETTINGS: &[Setting] = &[
+    setting("server.listen", "HERALD_LISTEN", Some("listen")),
+    setting("server.public_url", "HERALD_PUBLIC_URL", Some("public-url")),
+    setting("server.request_timeout", "HERALD_SERVER__REQUEST_TIMEOUT", Some("request-timeout")),
+    setting("store.database_url", "HERALD_DATABASE_URL", Some("database-url")),
+    Setting { key: "auth.admin_token", env: "HERALD_ADMIN_TOKEN", flag: None, secret: true },
+    setting("api.max_body_bytes", "HERALD_MAX_BODY_BYTES", Some("max-body-bytes")),
+    setting("api.rate_limit", "HERALD_RATE_LIMIT", Some("rate-limit")),
+    setting("net.allow_cidrs", "HERALD_ALLOW_CIDRS", Some("allow-cidrs")),
+    setting("worker.retry_schedule", "HERALD_RETRY_SCHEDULE", Some("retry-schedule")),
+    setting("log.format", "HERALD_LOG_FORMAT", Some("log-format")),
+];
+
+fn find_setting(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.key == key)
+}
+
+/// The long environment name of a key: `server.listen` → `HERALD_SERVER__LISTEN`.
+pub fn long_env_name(key: &str) -> String {
+    format!("HERALD_{}", key.replacen('.', "__", 1).to_ascii_uppercase())
+}
+
+/// Where a value came from, to name it in error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The built-in `config.default.toml`.
+    Default,
+    /// A config file given with `--config`.
+    File(PathBuf),
+    /// An environment variable, by the name it was set under.
+    Env(String),
+    /// A command-line flag (without dashes).
+    Flag(&'static str),
+}
+
+/// Why the configuration cannot be used. Every variant names the offending setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys or wrong types.
+    #[error("invalid config file {}: {message}", path.display())]
+    ParseFile { path: PathBuf, message: String },
+    /// A `HERALD_<SECTION>__<KEY>` variable names no setting.
+    #[error("{0} is not a Herald setting (see `herald serve --help`)")]
+    UnknownEnv(String),
+    /// A setting was given under both its short and its long environment name.
+    #[error("both {0} and {1} are set; keep one")]
+    DuplicateEnv(String, String),
+    /// A value does not parse or is out of range.
+    #[error("invalid {}: {reason}", describe(setting, origin, value.as_deref()))]
+    Invalid {
+        setting: &'static Setting,
+        origin: Origin,
+        /// The offending value, `None` for secrets.
+        value: Option<String>,
+        reason: String,
+    },
+}
+
+fn describe(setting: &Setting, origin: &Origin, value: Option<&str>) -> String {
+    let name = match origin {
+        Origin::Env(name) => name.clone(),
+        Origin::Flag(flag) => format!("--{flag} ({})", setting.env),
+        Origin::File(path) => format!("`{}` in {} ({})", setting.key, path.display(), setting.env),
+        Origin::Default => format!("built-in default `{}` ({})", setting.key, setting.env),
+    };
+    match value {
+        Some(v) => format!("{name} {v:?}"),
+        None => name,
+    }
+}
+
+/// Values given on the command line, by setting key (the top layer).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides(Vec<(&'static Setting, String)>);
+
+impl Overrides {
+    /// Sets `key` (e.g. `server.listen`) if `value` is `Some`.
+    ///
+    /// # Panics
+    /// If `key` is not in [`SETTINGS`]: that is a bug in the caller, not bad input.
+    pub fn set(&mut self, key: &str, value: Option<impl Into<String>>) -> &mut Self {
+        let setting = find_setting(key).unwrap_or_else(|| panic!("`{key}` is not a setting"));
+        if let Some(value) = value {
+            self.0.push((setting, value.into()));
+        }
+        self
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Raw layers: what a TOML file may contain. Unknown keys and wrong types are errors.
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
+    net: RawNet,
+    #[serde(default)]
+    worker: RawWorker,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    public_url: Option<String>,
+    request_timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    database_url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    admin_token: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    max_body_bytes: Option<Scalar>,
+    rate_limit: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNet {
+    allow_cidrs: Option<StringOrList>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWorker {
+    retry_schedule: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
+}
+
+/// A number may be written bare (`1048576`) or as a string with a unit (`"1MiB"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Int(u64),
+    Str(String),
+}
+
+/// A list may be a TOML array or one comma-separated string, as in the environment.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StringOrList {
+    List(Vec<String>),
+    Str(String),
+}
+
+impl RawFile {
+    /// The values set in this layer, as the strings the environment would give.
+    fn into_values(self) -> Vec<(&'static str, String)> {
+        let scalar = |s: Scalar| match s {
+            Scalar::Int(n) => n.to_string(),
+            Scalar::Str(s) => s,
+        };
+        let list = |l: StringOrList| match l {
+            StringOrList::List(items) => items.join(","),
+            StringOrList::Str(s) => s,
+        };
+        [
+            ("server.listen", self.server.listen),
+            ("server.public_url", self.server.public_url),
+            ("server.request_timeout", self.server.request_timeout),
+            ("store.database_url", self.store.database_url),
+            ("auth.admin_token", self.auth.admin_token),
+            ("api.max_body_bytes", self.api.max_body_bytes.map(scalar)),
+            ("api.rate_limit", self.api.rate_limit),
+            ("net.allow_cidrs", self.net.allow_cidrs.map(list)),
+            ("worker.retry_schedule", self.worker.retry_schedule),
+            ("log.format", self.log.format),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.map(|v| (key, v)))
+        .collect()
+    }
+}
+
+/// The merged layers: the winning value of each key and where it came from.
+#[derive(Default)]
+struct Layers(BTreeMap<&'static str, (String, Origin)>);
+
+impl Layers {
+    fn put(&mut self, key: &str, value: String, origin: Origin) {
+        let setting = find_setting(key).expect("layers only hold known keys");
+        self.0.insert(setting.key, (value, origin));
+    }
+
+    fn add_toml(&mut self, text: &str, origin: &Origin, path: &Path) -> Result<(), ConfigError> {
+        let raw: RawFile = toml::from_str(text)
+            .map_err(|e| ConfigError::ParseFile { path: path.to_owned(), message: e.to_string() })?;
+        for (key, value) in raw.into_values() {
+            self.put(key, value, origin.clone());
+        }
+        Ok(())
+    }
+
+    fn add_env(&mut self, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+        let mut seen: BTreeMap<&'static str, String> = BTreeMap::new();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("HERALD_") else { continue };
+            let setting = match SETTINGS.iter().find(|s| s.env == name) {
+                Some(s) => s,
+                // Other `HERALD_*` names without `__` (e.g. `HERALD_TOKEN` in scripts)
+                // are not settings; the `__` form is reserved, so typos there fail.
+                None => match rest.split_once("__") {
+                    Some((section, key)) => {
+                        let key = format!("{}.{}", section.to_ascii_lowercase(), key.to_ascii_lowercase());
+                        find_setting(&key).ok_or_else(|| ConfigError::UnknownEnv(name.clone()))?
+                    }
+                    None => continue,
+                },
+            };
+            if let Some(other) = seen.insert(setting.key, name.clone()) {
+                return Err(ConfigError::DuplicateEnv(other, name.clone()));
+            }
+            self.put(setting.key, value.clone(), Origin::Env(name.clone()));
+        }
+        Ok(())
+    }
+
+    fn add_overrides(&mut self, overrides: &Overrides) {
+        for (setting, value) in &overrides.0 {
+            let flag = setting.flag.unwrap_or(setting.key);
+            self.put(setting.key, value.clone(), Origin::Flag(flag));
+        }
+    }
+
+    /// Parses the value of `key`, naming the setting on failure.
+    fn get<T>(&self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>, ConfigError> {
+        let setting = find_setting(key).expect("known key");
+        let Some((value, origin)) = self.0.get(setting.key) else { return Ok(None) };
+        parse(value).map(Some).map_err(|reason| ConfigError::Invalid {
+            setting,
+            origin: origin.clone(),
+            value: (!setting.secret).then(|| value.clone()),
+            reason,
+        })
+    }
+
+    /// Like [`Self::get`] for keys the built-in defaults always set.
+    fn require<T>(&self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, ConfigError> {
+        Ok(self.get(key, parse)?.unwrap_or_else(|| panic!("config.default.toml sets `{key}`")))
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The typed configuration.
+
+/// Herald's whole configuration, validated. Build it with [`Config::load`], or start
+/// from [`Config::default`] and change fields in code (tests do).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub auth: AuthConfig,
+    pub api: ApiSettings,
+    pub net: NetConfig,
+    pub worker: WorkerConfig,
+    pub log: LogConfig,
+}
+
+/// `[server]`: the HTTP listener.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind (`HERALD_LISTEN`).
+    pub listen: SocketAddr,
+    /// Base URL for links (`HERALD_PUBLIC_URL`), without a trailing slash; `None`
+    /// derives it from the bound address.
+    pub public_url: Option<String>,
+    /// Deadline for producing a response (`HERALD_SERVER__REQUEST_TIMEOUT`).
+    pub request_timeout: Duration,
+}
+
+/// `[store]`: where data lives.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `HERALD_DATABASE_URL`.
+    pub database_url: DatabaseUrl,
+}
+
+/// `[auth]`: the bootstrap admin token.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    /// `HERALD_ADMIN_TOKEN`; redacted in `Debug`.
+    pub admin_token: Option<SecretString>,
+}
+
+/// `[api]`: limits of the HTTP API.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// `HERALD_MAX_BODY_BYTES`.
+    pub max_body_bytes: usize,
+    /// `HERALD_RATE_LIMIT`; `None` is off.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `[net]`: the outbound SSRF guard.
+#[derive(Debug, Clone, Default)]
+pub struct NetConfig {
+    /// `HERALD_ALLOW_CIDRS`: ranges outbound delivery may reach although blocked.
+    pub allow_cidrs: Vec<Cidr>,
+}
+
+/// `[worker]`: delivery.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerConfig {
+    /// `HERALD_RETRY_SCHEDULE`.
+    pub retry_schedule: RetrySchedule,
+}
+
+/// `[log]`: log output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogConfig {
+    /// `HERALD_LOG_FORMAT`.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl Config {
+    /// Merges the layers and validates every value.
+    ///
+    /// `env` is the process environment (only `HERALD_*` names are looked at);
+    /// `file` is the `--config` file; `flags` the command-line values.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first bad setting.
+    pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>, flags: &Overrides) -> Result<Self, ConfigError> {
+        let mut layers = Layers::default();
+        layers.add_toml(DEFAULT_TOML, &Origin::Default, Path::new("config.default.toml"))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::ReadFile { path: path.to_owned(), source })?;
+            layers.add_toml(&text, &Origin::File(path.to_owned()), path)?;
+        }
+        layers.add_env(env)?;
+        layers.add_overrides(flags);
+        Self::from_layers(&layers)
+    }
+
+    fn from_layers(l: &Layers) -> Result<Self, ConfigError> {
+        Ok(Self {
+            server: ServerConfig {
+                listen: l.require("server.listen", |v| {
+                    v.parse().map_err(|_| "expected IP:PORT, such as 127.0.0.1:8071 or [::]:8071".to_owned())
+                })?,
+                public_url: l.get("server.public_url", parse_public_url)?,
+                request_timeout: l.require("server.request_timeout", |v| match parse_duration(v) {
+                    Ok(d) if d.is_zero() => Err("must be longer than 0s".to_owned()),
+                    Ok(d) => Ok(d),
+                    Err(e) => Err(e.to_string()),
+                })?,
+            },
+            store: StoreConfig { database_url: l.require("store.database_url", str::parse)? },
+            auth: AuthConfig { admin_token: l.get("auth.admin_token", parse_admin_token)? },
+            api: ApiSettings {
+                max_body_bytes: l.require("api.max_body_bytes", parse_byte_size)?,
+                rate_limit: l.require("api.rate_limit", parse_rate_limit)?,
+            },
+            net: NetConfig {
+                allow_cidrs: l.require("net.allow_cidrs", |v| {
+                    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::parse).collect()
+                })?,
+            },
+            worker: WorkerConfig {
+                retry_schedule: l.require("worker.retry_schedule", |v| v.parse().map_err(|e| format!("{e}")))?,
+            },
+            log: LogConfig {
+                format: l.require("log.format", |v| match v {
+                    "human" => Ok(LogFormat::Human),
+                    "json" => Ok(LogFormat::Json),
+                    _ => Err("expected `human` or `json`".to_owned()),
+                })?,
+            },
+        })
+    }
+
+    /// The base URL for links: the configured one, else derived from the address the
+    /// server actually bound (loopback when it listens on all interfaces).
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.server.public_url {
+            return url.clone();
+        }
+        let mut addr = bound;
+        if addr.ip().is_unspecified() {
+            let loopback: IpAddr = if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            };
+            addr.set_ip(loopback);
+        }
+        format!("http://{addr}")
+    }
+}
+
+impl Default for Config {
+    /// The built-in defaults, as `config.default.toml` states them.
+    fn default() -> Self {
+        Self::load(None, &BTreeMap::new(), &Overrides::default()).expect("the built-in defaults are valid")
+    }
+}
+
+fn parse_public_url(v: &str) -> Result<String, String> {
+    let url = url::Url::parse(v).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err("expected an http:// or https:// URL with a host".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".to_owned());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+fn parse_admin_token(v: &str) -> Result<SecretString, String> {
+    if v.chars().count() < MIN_ADMIN_TOKEN_LEN {
+        return Err(format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters"));
+    }
+    if !v.chars().all(|c| c.is_ascii_graphic()) {
+        return Err("must be printable ASCII without spaces".to_owned());
+    }
+    Ok(SecretString::from(v))
+}
+
+/// Parses `1048576`, `64KiB` or `1MiB` (also `KB`/`MB` as powers of 1000).
+fn parse_byte_size(v: &str) -> Result<usize, String> {
+    let bad = || "expected a number of bytes, such as 1048576, 512KiB or 1MiB".to_owned();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: usize = num.parse().map_err(|_| bad())?;
+    let factor = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1024,
+        "MiB" => 1024 * 1024,
+        "KB" => 1000,
+        "MB" => 1_000_000,
+        _ => return Err(bad()),
+    };
+    let bytes = n.checked_mul(factor).ok_or_else(bad)?;
+    if bytes == 0 || bytes > 1024 * 1024 * 1024 {
+        return Err("must be between 1 byte and 1GiB".to_owned());
+    }
+    Ok(bytes)
+}
+
+/// Parses `off`, `100/s`, `600/m` or `100/s,burst=200`.
+fn parse_rate_limit(v: &str) -> Result<Option<RateLimit>, String> {
+    let bad = || "expected `off`, `RATE/s` or `RATE/m`, optionally `,burst=N` (e.g. `100/s,burst=200`)".to_owned();
+    if v == "off" {
+        return Ok(None);
+    }
+    let (rate, burst) = match v.split_once(',') {
+        Some((rate, burst)) => (rate, Some(burst.trim().strip_prefix("burst=").ok_or_else(bad)?)),
+        None => (v, None),
+    };
+    let (count, unit) = rate.trim().split_once('/').ok_or_else(bad)?;
+    let count: f64 = count.parse().map_err(|_| bad())?;
+    let per_second = match unit {
+        "s" => count,
+        "m" => count / 60.0,
+        _ => return Err(bad()),
+    };
+    if !per_second.is_finite() || per_second <= 0.0 {
+        return Err("the rate must be above 0".to_owned());
+    }
+    let burst = match burst {
+        Some(b) => b.parse::<u32>().map_err(|_| bad())?,
+        None => per_second.ceil().min(f64::from(u32::MAX)) as u32,
+    };
+    if burst == 0 {
+        return Err("the burst must be at least 1".to_owned());
+    }
+    Ok(Some(RateLimit { per_second, burst }))
+}
+
+// ---------------------------------------------------------------------------------
+
+/// A database location, by scheme. `Debug` and `Display` hide any password.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An SQLite file (created with its schema when missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (not supported by this release; the store says so at start).
+    Postgres(String),
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("sqlite://").or_else(|| s.strip_prefix("sqlite:")) {
+            if path.is_empty() || path.contains('?') {
+                return Err(
+                    "expected sqlite://PATH, such as sqlite://herald.db or sqlite:///var/lib/herald.db".to_owned()
+                );
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(Self::Postgres(s.to_owned()));
+        }
+        Err("expected sqlite://PATH or postgres://…".to_owned())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut parsed) => {
+                    if parsed.password().is_some() {
+                        // Cannot fail: a URL with a password has a host.
+                        let _ = parsed.set_password(Some("REDACTED"));
+                    }
+                    f.write_str(parsed.as_str())
+                }
+                Err(_) => f.write_str("postgres://(unparsable, hidden)"),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+/// An IP range in CIDR notation (`10.0.0.0/8`, `fd00::/8`); a bare address is a
+/// single-host range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// The network address.
+    pub addr: IpAddr,
+    /// Prefix length in bits.
+    pub prefix: u8,
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{s}` is not a CIDR such as 10.0.0.0/8 or fd00::/8");
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse::<u8>().map_err(|_| bad())?,
+            Some(_) => return Err(bad()),
+            None => max,
+        };
+        if prefix > max {
+            return Err(format!("`{s}`: the prefix length must be at most {max}"));
+        }
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn load_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::load(None, &env(pairs), &Overrides::default())
+    }
+
+    fn write_file(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let path = dir.path().join("herald.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let c = Config::default();
+        assert_eq!(c.server.listen, "127.0.0.1:8071".parse().unwrap());
+        assert_eq!(c.store.database_url, DatabaseUrl::Sqlite("herald.db".into()));
+        assert!(c.auth.admin_token.is_none());
+        assert_eq!(c.api.max_body_bytes, 1024 * 1024);
+        assert_eq!(c.api.rate_limit, None);
+        assert!(c.net.allow_cidrs.is_empty());
+        assert_eq!(c.worker.retry_schedule, RetrySchedule::default());
+        assert_eq!(c.log.format, LogFormat::Human);
+        assert_eq!(c.server.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.public_url(c.server.listen), "http://127.0.0.1:8071");
+    }
+
+    #[test]
+    fn default_file_documents_every_setting_and_its_env_name() {
+        for s in SETTINGS {
+            let (section, key) = s.key.split_once('.').unwrap();
+            assert!(DEFAULT_TOML.contains(&format!("[{section}]")), "{section} section missing");
+            assert!(DEFAULT_TOML.contains(&format!("{key} = ")), "{} missing", s.key);
+            assert!(DEFAULT_TOML.contains(s.env), "{} missing", s.env);
+        }
+    }
+
+    #[test]
+    fn every_setting_is_read_from_a_file() {
+        // A file setting every key to a non-default value changes every field.
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_file(
+            &dir,
+            r#"
+            [server]
+            listen = "0.0.0.0:9000"
+            public_url = "https://hooks.example.com/"
+            request_timeout = "5s"
+            [store]
+            database_url = "sqlite:///var/lib/herald/data.db"
+            [auth]
+            admin_token = "0123456789abcdef0123"
+            [api]
+            max_body_bytes = 2048
+            rate_limit = "10/s,burst=20"
+            [net]
+            allow_cidrs = ["10.0.0.0/8", "::1"]
+            [worker]
+            retry_schedule = "1s,2s"
+            [log]
+            format = "json"
+            "#,
+        );
+        let c = Config::load(Some(&path), &BTreeMap::new(), &Overrides::default()).unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(c.server.public_url.as_deref(), Some("https://hooks.example.com"));
+        assert_eq!(c.server.request_timeout, Duration::from_secs(5));
+        assert_eq!(c.store.database_url, DatabaseUrl::Sqlite("/var/lib/herald/data.db".into()));
+        assert_eq!(c.auth.admin_token.unwrap().expose_secret(), "0123456789abcdef0123");
+        assert_eq!(c.api.max_body_bytes, 2048);
+        assert_eq!(c.api.rate_limit, Some(RateLimit { per_second: 10.0, burst: 20 }));
+        let cidrs: Vec<String> = c.net.allow_cidrs.iter().map(ToString::to_string).collect();
+        assert_eq!(cidrs, ["10.0.0.0/8", "::1/128"]);
+        assert_eq!(c.worker.retry_schedule.to_string(), "1s,2s");
+        assert_eq!(c.log.format, LogFormat::Json);
+        // Every setting in the table went through the file path.
+        assert_eq!(SETTINGS.len(), 10);
+    }
+
+    #[test]
+    fn later_layers_win_default_file_env_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_file(
+            &dir,
+            "[server]\nlisten = \"127.0.0.1:1001\"\n[worker]\nretry_schedule = \"1s\"\n[log]\nformat = \"json\"\n",
+        );
+        let environment = env(&[("HERALD_LISTEN", "127.0.0.1:1002"), ("HERALD_RETRY_SCHEDULE", "2s")]);
+        let mut flags = Overrides::default();
+        flags.set("server.listen", Some("127.0.0.1:1003"));
+
+        let c = Config::load(Some(&path), &environment, &flags).unwrap();
+        assert_eq!(c.server.listen.port(), 1003, "flag beats env");
+        assert_eq!(c.worker.retry_schedule.to_string(), "2s", "env beats file");
+        assert_eq!(c.log.format, LogFormat::Json, "file beats default");
+        assert_eq!(c.api.max_body_bytes, 1024 * 1024, "default stays when nothing overrides");
+
+        let c = Config::load(Some(&path), &BTreeMap::new(), &Overrides::default()).unwrap();
+        assert_eq!(c.server.listen.port(), 1001, "file beats default");
+    }
+
+    #[test]
+    fn long_env_names_work_and_clash_with_short_ones() {
+        let c =
+            load_env(&[("HERALD_API__MAX_BODY_BYTES", "64KiB"), ("HERALD_SERVER__REQUEST_TIMEOUT", "250ms")]).unwrap();
+        assert_eq!(c.api.max_body_bytes, 64 * 1024);
+        assert_eq!(c.server.request_timeout, Duration::from_millis(250));
+
+        let err = load_env(&[("HERALD_LISTEN", "127.0.0.1:1"), ("HERALD_SERVER__LISTEN", "127.0.0.1:2")]).unwrap_err();
+        assert!(matches!(err, ConfigError::DuplicateEnv(..)), "{err}");
+    }
+
+    #[test]
+    fn unrelated_env_is_ignored_and_unknown_section_keys_fail() {
+        assert!(load_env(&[("HERALD_TOKEN", "x"), ("PATH", "/bin"), ("HERALDRY", "y")]).is_ok());
+        let err = load_env(&[("HERALD_API__MAX_BODY", "1")]).unwrap_err();
+        assert_eq!(err.to_string(), "HERALD_API__MAX_BODY is not a Herald setting (see `herald serve --help`)");
+    }
+
+    #[test]
+    fn unknown_file_keys_fail_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_file(&dir, "[api]\nmax_body_byte = 10\n");
+        let err = Config::load(Some(&path), &BTreeMap::new(), &Overrides::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("max_body_byte") && msg.contains("herald.toml"), "{msg}");
+
+        let path = write_file(&dir, "[worker]\nretry_schedule = 5\n");
+        let msg = Config::load(Some(&path), &BTreeMap::new(), &Overrides::default()).unwrap_err().to_string();
+        assert!(msg.contains("retry_schedule"), "{msg}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/herald.toml")), &BTreeMap::new(), &Overrides::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/herald.toml"), "{err}");
+    }
+
+    #[test]
+    fn every_bad_value_names_its_setting() {
+        let cases = [
+            ("HERALD_LISTEN", "localhost"),
+            ("HERALD_LISTEN", "127.0.0.1:99999"),
+            ("HERALD_PUBLIC_URL", "ftp://x"),
+            ("HERALD_PUBLIC_URL", "not a url"),
+            ("HERALD_PUBLIC_URL", "http://x/?a=b"),
+            ("HERALD_SERVER__REQUEST_TIMEOUT", "0s"),
+            ("HERALD_SERVER__REQUEST_TIMEOUT", "soon"),
+            ("HERALD_DATABASE_URL", "mysql://db"),
+            ("HERALD_DATABASE_URL", "sqlite://"),
+            ("HERALD_ADMIN_TOKEN", "short"),
+            ("HERALD_ADMIN_TOKEN", "has spaces in it, sixteen+"),
+            ("HERALD_MAX_BODY_BYTES", "0"),
+            ("HERALD_MAX_BODY_BYTES", "1GB"),
+            ("HERALD_MAX_BODY_BYTES", "2GiB"),
+            ("HERALD_MAX_BODY_BYTES", "-5"),
+            ("HERALD_RATE_LIMIT", "fast"),
+            ("HERALD_RATE_LIMIT", "0/s"),
+            ("HERALD_RATE_LIMIT", "10/h"),
+            ("HERALD_RATE_LIMIT", "10/s,burst=0"),
+            ("HERALD_RATE_LIMIT", "10/s,max=3"),
+            ("HERALD_ALLOW_CIDRS", "10.0.0.0/33"),
+            ("HERALD_ALLOW_CIDRS", "10.0.0.0/8,example.com"),
+            ("HERALD_ALLOW_CIDRS", "::1/"),
+            ("HERALD_RETRY_SCHEDULE", "5x"),
+            ("HERALD_RETRY_SCHEDULE", ""),
+            ("HERALD_RETRY_SCHEDULE", "8d"),
+            ("HERALD_LOG_FORMAT", "xml"),
+        ];
+        for (name, value) in cases {
+            let err = load_env(&[(name, value)]).expect_err(&format!("{name}={value:?} should be refused"));
+            let msg = err.to_string();
+            assert!(msg.starts_with(&format!("invalid {name}")), "{name}={value:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn messages_quote_the_value_and_reason_but_never_a_secret() {
+        let msg = load_env(&[("HERALD_RETRY_SCHEDULE", "5x")]).unwrap_err().to_string();
+        assert_eq!(msg, "invalid HERALD_RETRY_SCHEDULE \"5x\": `5x` is not a duration such as 30s, 5m or 2h");
+
+        let msg = load_env(&[("HERALD_ADMIN_TOKEN", "hunter2")]).unwrap_err().to_string();
+        assert!(!msg.contains("hunter2"), "{msg}");
+
+        let mut flags = Overrides::default();
+        flags.set("server.listen", Some("nope"));
+        let msg = Config::load(None, &BTreeMap::new(), &flags).unwrap_err().to_string();
+        assert!(msg.starts_with("invalid --listen (HERALD_LISTEN) \"nope\""), "{msg}");
+    }
+
+    #[test]
+    fn accepted_value_forms() {
+        let c = load_env(&[
+            ("HERALD_RATE_LIMIT", "600/m"),
+            ("HERALD_ALLOW_CIDRS", " 127.0.0.1/32 , fd00::/8,"),
+            ("HERALD_DATABASE_URL", "sqlite:data/h.db"),
+            ("HERALD_LISTEN", "[::]:0"),
+        ])
+        .unwrap();
+        assert_eq!(c.api.rate_limit, Some(RateLimit { per_second: 10.0, burst: 10 }));
+        assert_eq!(c.net.allow_cidrs.len(), 2);
+        assert_eq!(c.store.database_url, DatabaseUrl::Sqlite("data/h.db".into()));
+        assert_eq!(c.public_url("[::]:4000".parse().unwrap()), "http://[::1]:4000");
+
+        let c = load_env(&[("HERALD_RATE_LIMIT", "0.5/s")]).unwrap();
+        assert_eq!(c.api.rate_limit, Some(RateLimit { per_second: 0.5, burst: 1 }));
+    }
+
+    #[test]
+    fn debug_hides_the_admin_token_and_database_password() {
+        let c = load_env(&[
+            ("HERALD_ADMIN_TOKEN", "supersecret-admin-token"),
+            ("HERALD_DATABASE_URL", "postgres://herald:pa55word@db.internal:5432/herald"),
+        ])
+        .unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("supersecret"), "{debug}");
+        assert!(!debug.contains("pa55word"), "{debug}");
+        assert!(debug.contains("db.internal"), "{debug}");
+    }
+}

@@ -1,0 +1,98 @@
+//! The tower layers around the API router: request ids, tracing and a request timeout.
+
+use std::time::Duration;
+
+use axum::{
+    Json, Router,
+    extract::{Request, State},
+    http::{HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use herald_core::retry::format_duration;
+use tower::ServiceBuilder;
+use tower_http::{
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+/// Wraps `router` in Herald's edge middleware, outermost first: a request id
+/// (`x-request-id`, kept when the client sent one, echoed in the response), a tracing
+/// span per request carrying that id, and a deadline answered with a Svix error body.
+pub fn layers(router: Router, request_timeout: Duration) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                // The path only: query strings are the caller's business.
+                tracing::info_span!("request", method = %req.method(), path = req.uri().path(), request_id)
+            }))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(middleware::from_fn_with_state(request_timeout, timeout)),
+    )
+}
+
+/// Request ids: 128 random bits in hex.
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = format!("{:032x}", rand::random::<u128>());
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+/// Answers 408 `{"code":"request_timeout","detail":…}` when the inner service has not
+/// produced a response head within `limit`. Streaming bodies (SSE) are not cut off.
+async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(limit = %format_duration(limit), "request timed out");
+            let body = serde_json::json!({
+                "code": "request_timeout",
+                "detail": format!("The request did not complete within {}.", format_duration(limit)),
+            });
+            (StatusCode::REQUEST_TIMEOUT, Json(body)).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, routing::get};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn app() -> Router {
+        let router = Router::new()
+            .route("/slow", get(std::future::pending::<&'static str>))
+            .route("/fast", get(|| async { "ok" }));
+        layers(router, Duration::from_secs(30))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_past_the_deadline_gets_408_with_a_svix_body() {
+        let response = app().oneshot(Request::get("/slow").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert!(response.headers().contains_key("x-request-id"));
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "request_timeout");
+        assert_eq!(body["detail"], "The request did not complete within 30s.");
+    }
+
+    #[tokio::test]
+    async fn request_ids_are_generated_or_kept() {
+        let response = app().oneshot(Request::get("/fast").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["x-request-id"].len(), 32);
+
+        let request = Request::get("/fast").header("x-request-id", "abc-1").body(Body::empty()).unwrap();
+        let response = app().oneshot(request).await.unwrap();
+        assert_eq!(response.headers()["x-request-id"], "abc-1");
+    }
+}

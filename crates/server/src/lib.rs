@@ -1,0 +1,110 @@
+//! The wiring of a Herald node: open the store named by the DSN, make sure an admin
+//! token exists, build the API state, wrap the router in the edge middleware, serve
+//! until the shutdown token is cancelled.
+//!
+//! Business rules live elsewhere; this crate only connects the parts. The listener and
+//! the shutdown signal are parameters, so tests run many real servers in one process.
+
+use std::{io::Write, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use herald_api::{ApiConfig, AppState};
+use herald_core::Clock;
+use herald_store::DynStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+mod bootstrap;
+pub mod config;
+mod http;
+pub mod telemetry;
+
+pub use bootstrap::{Bootstrap, bootstrap_admin_token, minted_token_notice};
+pub use config::Config;
+use config::DatabaseUrl;
+
+/// How long open connections get to finish after shutdown is requested, on top of
+/// the request timeout, before `run` returns anyway.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// Opens the store that `config.store.database_url` names, creating and migrating
+/// its schema when needed.
+///
+/// # Errors
+/// The database cannot be opened, or its scheme is not supported by this release.
+pub fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    match &config.store.database_url {
+        DatabaseUrl::Sqlite(path) => {
+            let store = herald_store_sqlite::SqliteStore::open(path)
+                .with_context(|| format!("opening the SQLite database {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        DatabaseUrl::Postgres(url) => anyhow::bail!(
+            "HERALD_DATABASE_URL {url}: PostgreSQL is not supported yet; use sqlite://PATH (the default is sqlite://herald.db)"
+        ),
+    }
+}
+
+/// Runs a Herald node on `listener` until `shutdown` is cancelled: opens the store
+/// ([`open_store`]), then [`run_with_store`].
+///
+/// # Errors
+/// Start-up fails (store, auth bootstrap) or the listener fails.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = open_store(&config)?;
+    run_with_store(config, store, Arc::new(chrono::Utc::now), listener, shutdown).await
+}
+
+/// [`run`] with a store the caller opened and a time source (tests share the store
+/// with the server and may control the clock).
+///
+/// On start it bootstraps the admin token ([`bootstrap_admin_token`]); a generated
+/// token is printed once to stdout, followed by `Herald listening on http://ADDR`
+/// (the bound address, so port 0 works). It returns once the token is cancelled and
+/// open connections have finished (or after a grace period).
+///
+/// # Errors
+/// Start-up fails (auth bootstrap) or the listener fails.
+pub async fn run_with_store(
+    config: Config,
+    store: DynStore,
+    clock: Clock,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let public_url = config.public_url(addr);
+
+    let outcome = bootstrap_admin_token(&*store, config.auth.admin_token.as_ref(), &clock).await?;
+    if let Bootstrap::Minted(token) = &outcome {
+        // Straight to stdout, never through the logger.
+        write!(std::io::stdout().lock(), "{}", minted_token_notice(token, &public_url)).context(
+            "printing the generated admin token (it is stored: set HERALD_ADMIN_TOKEN or run `herald token create`)",
+        )?;
+    }
+
+    let api_config = ApiConfig {
+        max_body_bytes: config.api.max_body_bytes,
+        rate_limit: config.api.rate_limit,
+        public_url: public_url.clone(),
+    };
+    let state = AppState { store, config: Arc::new(api_config), clock };
+    let app = http::layers(herald_api::router(state), config.server.request_timeout);
+
+    // Worker roles (the dispatcher) start here, each on `shutdown.child_token()`, and
+    // are awaited after the listener has drained.
+
+    tracing::info!(%addr, database = %config.store.database_url, "Herald started");
+    writeln!(std::io::stdout().lock(), "Herald listening on http://{addr}").context("writing to stdout")?;
+
+    let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let grace = config.server.request_timeout + DRAIN_GRACE;
+    tokio::select! {
+        result = serve.into_future() => result.context("serving HTTP")?,
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("connections still open {grace:?} after shutdown began; stopping anyway");
+        }
+    }
+    tracing::info!("Herald stopped");
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests of the server wiring: real servers on port 0, real SQLite files.
+
+mod bootstrap;
+mod lifecycle;

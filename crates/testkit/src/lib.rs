@@ -1,0 +1,215 @@
+//! Test-only helpers for Herald's end-to-end tests. Use it as a dev-dependency only.
+//!
+//! - [`spawn_app`] / [`TestApp::builder`]: a real Herald server (the same
+//!   `herald_server::run_with_store` the binary uses) on `127.0.0.1:0` over a fresh
+//!   SQLite file in a temp dir, with an admin token and a ready HTTP client.
+//! - [`Receiver`]: a real recording webhook endpoint on port 0.
+//! - [`wait_until`] / [`poll_until`]: await asynchronous effects with a deadline.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let app = herald_testkit::spawn_app().await;
+//! let health = app.http.get(app.url("/api/v1/health")).send().await.unwrap();
+//! assert!(health.status().is_success());
+//! app.stop().await.unwrap();
+//! # }
+//! ```
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use herald_core::{AppId, Clock};
+use herald_server::{
+    Config,
+    config::{Cidr, DatabaseUrl},
+};
+use herald_store::DynStore;
+use herald_store_sqlite::SqliteStore;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+mod receiver;
+mod wait;
+
+pub use receiver::{Receiver, RecordedRequest, Reply};
+pub use wait::{poll_until, wait_until};
+
+/// Starts a server with the default test configuration.
+///
+/// # Panics
+/// If the server cannot start (a test failure, not a condition to handle).
+pub async fn spawn_app() -> TestApp {
+    TestApp::builder().spawn().await
+}
+
+/// A running Herald server. Dropping it stops the server; [`TestApp::stop`] also
+/// waits for it and returns what `run` returned.
+pub struct TestApp {
+    /// The bound address (`127.0.0.1:PORT`).
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub base_url: String,
+    /// A server-wide token (only its hash is in the store).
+    pub admin_token: String,
+    /// The same store the server uses, for arranging data and checking effects.
+    pub store: DynStore,
+    /// A client sending `Authorization: Bearer <admin_token>` on every request.
+    pub http: reqwest::Client,
+    /// The configuration the server runs with.
+    pub config: Config,
+    /// The SQLite file.
+    pub db_path: PathBuf,
+    clock: Clock,
+    server: ServerHandle,
+    // Declared last: the directory goes after the server has been told to stop.
+    _dir: TempDir,
+}
+
+impl TestApp {
+    /// A builder to adjust the configuration or clock before spawning.
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder { config: Config::default(), clock: None }
+    }
+
+    /// `base_url` + `path` (e.g. `"/api/v1/app"`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// The official Svix SDK pointed at this server, with the admin token.
+    pub fn svix_client(&self) -> svix::api::Svix {
+        self.svix_client_with(&self.admin_token)
+    }
+
+    /// The official Svix SDK pointed at this server, with `token`.
+    pub fn svix_client_with(&self, token: &str) -> svix::api::Svix {
+        let options = svix::api::SvixOptions { server_url: Some(self.base_url.clone()), ..Default::default() };
+        svix::api::Svix::new(token.to_owned(), Some(options))
+    }
+
+    /// Mints a token scoped to `app` straight through the store and returns its text.
+    ///
+    /// # Panics
+    /// If the store refuses it.
+    pub async fn app_token(&self, app: &AppId) -> String {
+        mint(&self.store, Some(app.clone()), (self.clock)()).await
+    }
+
+    /// Stops the server and waits for `run` to return, giving back its result.
+    ///
+    /// # Errors
+    /// Whatever the server returned, or its task panicking.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.server.stop().await
+    }
+}
+
+/// Configures a [`TestApp`] before it starts.
+pub struct TestAppBuilder {
+    config: Config,
+    clock: Option<Clock>,
+}
+
+impl TestAppBuilder {
+    /// Changes the configuration in code. The listen address, database and admin
+    /// token are set by the builder and overwritten.
+    #[must_use]
+    pub fn config(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(&mut self.config);
+        self
+    }
+
+    /// Lets outbound deliveries reach loopback (`127.0.0.0/8`, `::1`), where
+    /// [`Receiver`]s listen.
+    #[must_use]
+    pub fn allow_loopback(self) -> Self {
+        self.config(|c| {
+            c.net.allow_cidrs.extend(["127.0.0.0/8", "::1/128"].map(|s| s.parse::<Cidr>().expect("valid CIDR")));
+        })
+    }
+
+    /// Uses `clock` instead of the system time, for the store and the API.
+    #[must_use]
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Opens a fresh SQLite store in a temp dir, mints an admin token through it,
+    /// binds `127.0.0.1:0` and runs the server in a task.
+    ///
+    /// # Panics
+    /// If any of that fails.
+    pub async fn spawn(self) -> TestApp {
+        let Self { mut config, clock } = self;
+        let clock = clock.unwrap_or_else(|| Arc::new(chrono::Utc::now));
+        let dir = tempfile::tempdir().expect("create a temp dir");
+        let db_path = dir.path().join("herald.db");
+        config.store.database_url = DatabaseUrl::Sqlite(db_path.clone());
+        config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.auth.admin_token = None;
+
+        let store: DynStore =
+            Arc::new(SqliteStore::open_with_clock(&db_path, clock.clone()).expect("open the test database"));
+        let admin_token = mint(&store, None, clock()).await;
+
+        let listener = tokio::net::TcpListener::bind(config.server.listen).await.expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("bound address");
+        let base_url = format!("http://{addr}");
+
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(herald_server::run_with_store(
+            config.clone(),
+            store.clone(),
+            clock.clone(),
+            listener,
+            shutdown.clone(),
+        ));
+
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut bearer =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {admin_token}")).expect("tokens are header-safe");
+        bearer.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
+        let http = reqwest::Client::builder().default_headers(headers).build().expect("build the HTTP client");
+
+        TestApp {
+            addr,
+            base_url,
+            admin_token,
+            store,
+            http,
+            config,
+            db_path,
+            clock,
+            server: ServerHandle { shutdown, task: Some(task) },
+            _dir: dir,
+        }
+    }
+}
+
+/// Owns the server task; cancelling on drop stops it.
+struct ServerHandle {
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl ServerHandle {
+    async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let task = self.task.take().expect("stop runs once");
+        task.await?
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn mint(store: &DynStore, app: Option<AppId>, at: chrono::DateTime<chrono::Utc>) -> String {
+    let (token, record) = herald_api::auth::mint_token(app, at, &mut rand::rng());
+    store.create_token(record).await.expect("store a test token");
+    token
+}
