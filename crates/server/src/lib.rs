@@ -39,7 +39,8 @@ pub fn open_store(config: &Config) -> anyhow::Result<DynStore> {
                 .with_context(|| format!("opening the SQLite database {}", path.display()))?;
             Ok(Arc::new(store))
         }
-        DatabaseUrl::Postgres(url) => anyhow::bail!(
+        url @ DatabaseUrl::Postgres(_) => anyhow::bail!(
+            // `url` displays without its password.
             "HERALD_DATABASE_URL {url}: PostgreSQL is not supported yet; use sqlite://PATH (the default is sqlite://herald.db)"
         ),
     }
@@ -95,7 +96,8 @@ pub async fn run_with_store(
     // are awaited after the listener has drained.
 
     tracing::info!(%addr, database = %config.store.database_url, "Herald started");
-    writeln!(std::io::stdout().lock(), "Herald listening on http://{addr}").context("writing to stdout")?;
+    // `println!` (not a raw stdout handle) so test harnesses capture it.
+    println!("Herald listening on http://{addr}");
 
     let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let grace = config.server.request_timeout + DRAIN_GRACE;
