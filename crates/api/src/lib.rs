@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::{Router, middleware::from_fn_with_state};
-use herald_core::Clock;
+use herald_core::{Clock, net::AllowList};
 use herald_store::DynStore;
 
 pub mod auth;
@@ -68,6 +68,8 @@ pub(crate) struct Ctx {
     pub clock: Clock,
     pub tokens: auth::TokenCache,
     pub limiter: Option<ratelimit::RateLimiter>,
+    /// When set, endpoint URLs are also refused if they name a blocked address.
+    pub ssrf_allow: Option<AllowList>,
 }
 
 impl Ctx {
@@ -81,7 +83,20 @@ pub(crate) type Shared = Arc<Ctx>;
 
 /// Every route under `/api/v1`, with authentication, rate limiting, idempotency keys
 /// and the body limit applied. The server adds tracing, request ids and timeouts.
+///
+/// Endpoint URLs are checked for syntax only; [`router_with_ssrf_guard`] also refuses
+/// URLs whose host is a blocked IP literal or a loopback name.
 pub fn router(state: AppState) -> Router {
+    build(state, None)
+}
+
+/// [`router`], refusing endpoint URLs that name blocked addresses (422) unless `allow`
+/// (the operator's `HERALD_ALLOW_CIDRS`) opens them.
+pub fn router_with_ssrf_guard(state: AppState, allow: AllowList) -> Router {
+    build(state, Some(allow))
+}
+
+fn build(state: AppState, ssrf_allow: Option<AllowList>) -> Router {
     let limiter = state.config.rate_limit.map(ratelimit::RateLimiter::new);
     let ctx: Shared = Arc::new(Ctx {
         store: state.store,
@@ -89,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         clock: state.clock,
         tokens: auth::TokenCache::default(),
         limiter,
+        ssrf_allow,
     });
     let generic = routes::management().route_layer(from_fn_with_state(ctx.clone(), idempotency::middleware));
     let protected =

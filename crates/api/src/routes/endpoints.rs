@@ -41,6 +41,16 @@ pub(crate) async fn load_endpoint(
     Ok((app, endpoint))
 }
 
+/// With the SSRF guard on, 422 for a URL whose host is a blocked address.
+fn check_target(ctx: &Shared, url: &str) -> Result<(), ApiError> {
+    match &ctx.ssrf_allow {
+        Some(allow) => herald_core::net::check_url(url, allow)
+            .map(|_| ())
+            .map_err(|refusal| ApiError::invalid(&["body", "url"], refusal.to_string())),
+        None => Ok(()),
+    }
+}
+
 /// 422 unless every named event type exists (archived ones included), as Svix does.
 async fn check_event_types_exist(ctx: &Shared, types: Option<&[String]>) -> Result<(), ApiError> {
     let mut missing = Vec::new();
@@ -94,6 +104,7 @@ pub(crate) async fn create(
     Json(input): Json<EndpointIn>,
 ) -> Result<(StatusCode, axum::Json<EndpointOut>), ApiError> {
     let app = load_app(&ctx, &auth, &app_id).await?;
+    check_target(&ctx, &input.url)?;
     check_event_types_exist(&ctx, input.event_types.as_deref()).await?;
     let secret = match &input.secret {
         Some(key) => EndpointSecret::parse(key).map_err(|msg| ApiError::invalid(&["body", "secret"], msg))?,
@@ -137,6 +148,7 @@ pub(crate) async fn upsert(
 ) -> Result<Response, ApiError> {
     let app = load_app(&ctx, &auth, &app_id).await?;
     check_key("endpoint_id", &endpoint_id)?;
+    check_target(&ctx, &input.url)?;
     check_event_types_exist(&ctx, input.event_types.as_deref()).await?;
     let existing = match ctx.store.get_endpoint(&app.id, &endpoint_id).await {
         Ok(endpoint) => Some(endpoint),
@@ -171,6 +183,9 @@ pub(crate) async fn patch(
     Json(patch): Json<EndpointPatch>,
 ) -> Result<axum::Json<EndpointOut>, ApiError> {
     let (_, endpoint) = load_endpoint(&ctx, &auth, &app_id, &endpoint_id).await?;
+    if let Some(url) = &patch.url {
+        check_target(&ctx, url)?;
+    }
     if let Some(Some(types)) = &patch.event_types {
         check_event_types_exist(&ctx, Some(types)).await?;
     }
@@ -244,7 +259,8 @@ pub(crate) async fn rotate_secret(
 }
 
 /// The secrets after a rotation: `new` first, then the unexpired old ones (the one
-/// current until now expiring after `grace`), newest first, at most ten.
+/// current until now expiring after `grace`), newest first, at most ten. A key equal
+/// to the new one is not kept twice.
 pub(crate) fn rotate(
     secrets: Vec<EndpointSecret>,
     new: EndpointSecret,
@@ -254,7 +270,7 @@ pub(crate) fn rotate(
     let mut old: Vec<EndpointSecret> = secrets
         .into_iter()
         .map(|s| EndpointSecret { expires_at: Some(s.expires_at.unwrap_or(now + grace)), ..s })
-        .filter(|s| s.expires_at.is_some_and(|at| at > now))
+        .filter(|s| s.expires_at.is_some_and(|at| at > now) && s.key != new.key)
         .collect();
     old.sort_by_key(|s| std::cmp::Reverse(s.expires_at));
     old.truncate(MAX_OLD_SECRETS);
