@@ -1,6 +1,8 @@
 //! `/api/v1/app`: create (with `get_if_exists`), list, get, upsert, patch and delete
 //! applications, addressed by id or `uid`.
 
+use std::collections::BTreeMap;
+
 use axum::{
     extract::State,
     http::StatusCode,
@@ -9,7 +11,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, ValidationError,
-    model::{Application, Metadata},
+    model::Application,
     validate::{self, Checker},
 };
 use herald_store::{Order, StoreError};
@@ -41,7 +43,7 @@ pub struct ApplicationIn {
     #[schema(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<String>,
     #[serde(default)]
-    pub metadata: Metadata,
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl Validate for ApplicationIn {
@@ -69,7 +71,7 @@ pub struct ApplicationPatch {
     #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<Option<String>>,
     #[serde(default)]
-    pub metadata: Option<Metadata>,
+    pub metadata: Option<BTreeMap<String, String>>,
 }
 
 impl Validate for ApplicationPatch {
@@ -100,7 +102,7 @@ pub struct ApplicationOut {
     pub id: AppId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub metadata: Metadata,
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl From<Application> for ApplicationOut {

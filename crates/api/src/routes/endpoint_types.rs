@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, EndpointId, ValidationError,
-    model::{Endpoint, EndpointSecret, Metadata},
+    model::{Endpoint, EndpointSecret},
     validate::{self, Checker},
 };
 use serde::{Deserialize, Serialize};
@@ -48,7 +48,7 @@ pub struct EndpointIn {
     #[serde(default)]
     pub secret: Option<String>,
     #[serde(default)]
-    pub metadata: Metadata,
+    pub metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
 }
@@ -73,7 +73,7 @@ pub struct EndpointUpsertIn {
     #[serde(default)]
     pub channels: Option<Vec<String>>,
     #[serde(default)]
-    pub metadata: Metadata,
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// Changes to some fields of an endpoint; `null` clears a nullable field.
@@ -100,7 +100,7 @@ pub struct EndpointPatch {
     #[schema(value_type = Option<Vec<String>>)]
     pub channels: Option<Option<Vec<String>>>,
     #[serde(default)]
-    pub metadata: Option<Metadata>,
+    pub metadata: Option<BTreeMap<String, String>>,
 }
 
 /// An endpoint as returned (never with its secret or headers).
@@ -110,7 +110,7 @@ pub struct EndpointOut {
     /// The Endpoint's ID.
     #[schema(value_type = String, example = "ep_1srOrx2ZWZBpBUvZwXKQmoEYga2")]
     pub id: EndpointId,
-    pub metadata: Metadata,
+    pub metadata: BTreeMap<String, String>,
     #[schema(format = "uri")]
     pub url: String,
     pub description: String,
@@ -119,6 +119,7 @@ pub struct EndpointOut {
     pub throttle_rate: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
+    #[schema(default = false, required = false)]
     pub disabled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_types: Option<Vec<String>>,

@@ -93,6 +93,7 @@ pub struct EventTypePatch {
 pub struct EventTypeOut {
     pub name: String,
     pub description: String,
+    #[schema(default = false, required = false)]
     pub archived: bool,
     pub deprecated: bool,
     /// Left out of lists unless `with_content=true`.
@@ -105,6 +106,9 @@ pub struct EventTypeOut {
     pub group_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub feature_flags: Option<Vec<String>>,
+    /// Deprecated single-flag form of `featureFlags`; Herald never sets it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature_flag: Option<String>,
 }
 
 impl From<EventType> for EventTypeOut {
@@ -119,6 +123,7 @@ impl From<EventType> for EventTypeOut {
             updated_at: et.updated_at,
             group_name: et.group_name,
             feature_flags: et.feature_flags,
+            feature_flag: None,
         }
     }
 }

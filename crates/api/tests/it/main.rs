@@ -7,3 +7,4 @@ mod errors;
 mod event_types;
 mod harness;
 mod messages;
+mod openapi;
