@@ -21,7 +21,7 @@ use std::{
 };
 
 use herald_api::RateLimit;
-use herald_core::{RetrySchedule, retry::parse_duration};
+use herald_core::{RetrySchedule, net::AllowList, retry::parse_duration};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -380,7 +380,7 @@ pub struct ApiSettings {
 #[derive(Debug, Clone, Default)]
 pub struct NetConfig {
     /// `HERALD_ALLOW_CIDRS`: ranges outbound delivery may reach although blocked.
-    pub allow_cidrs: Vec<Cidr>,
+    pub allow_cidrs: AllowList,
 }
 
 /// `[worker]`: delivery.
@@ -448,9 +448,7 @@ impl Config {
                 rate_limit: l.require("api.rate_limit", parse_rate_limit)?,
             },
             net: NetConfig {
-                allow_cidrs: l.require("net.allow_cidrs", |v| {
-                    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::parse).collect()
-                })?,
+                allow_cidrs: l.require("net.allow_cidrs", |v| AllowList::parse(v).map_err(|e| e.to_string()))?,
             },
             worker: WorkerConfig {
                 retry_schedule: l.require("worker.retry_schedule", |v| v.parse().map_err(|e| format!("{e}")))?,
@@ -617,45 +615,6 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-/// An IP range in CIDR notation (`10.0.0.0/8`, `fd00::/8`); a bare address is a
-/// single-host range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    /// The network address.
-    pub addr: IpAddr,
-    /// Prefix length in bits.
-    pub prefix: u8,
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("`{s}` is not a CIDR such as 10.0.0.0/8 or fd00::/8");
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse::<u8>().map_err(|_| bad())?,
-            Some(_) => return Err(bad()),
-            None => max,
-        };
-        if prefix > max {
-            return Err(format!("`{s}`: the prefix length must be at most {max}"));
-        }
-        Ok(Self { addr, prefix })
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use secrecy::ExposeSecret;
@@ -684,7 +643,7 @@ mod tests {
         assert!(c.auth.admin_token.is_none());
         assert_eq!(c.api.max_body_bytes, 1024 * 1024);
         assert_eq!(c.api.rate_limit, None);
-        assert!(c.net.allow_cidrs.is_empty());
+        assert!(c.net.allow_cidrs.cidrs().is_empty());
         assert_eq!(c.worker.retry_schedule, RetrySchedule::default());
         assert_eq!(c.log.format, LogFormat::Human);
         assert_eq!(c.server.request_timeout, Duration::from_secs(30));
@@ -735,7 +694,7 @@ mod tests {
         assert_eq!(c.auth.admin_token.unwrap().expose_secret(), "0123456789abcdef0123");
         assert_eq!(c.api.max_body_bytes, 2048);
         assert_eq!(c.api.rate_limit, Some(RateLimit { per_second: 10.0, burst: 20 }));
-        let cidrs: Vec<String> = c.net.allow_cidrs.iter().map(ToString::to_string).collect();
+        let cidrs: Vec<String> = c.net.allow_cidrs.cidrs().iter().map(ToString::to_string).collect();
         assert_eq!(cidrs, ["10.0.0.0/8", "::1/128"]);
         assert_eq!(c.worker.retry_schedule.to_string(), "1s,2s");
         assert_eq!(c.log.format, LogFormat::Json);
@@ -828,6 +787,7 @@ mod tests {
             ("HERALD_ALLOW_CIDRS", "10.0.0.0/33"),
             ("HERALD_ALLOW_CIDRS", "10.0.0.0/8,example.com"),
             ("HERALD_ALLOW_CIDRS", "::1/"),
+            ("HERALD_ALLOW_CIDRS", "10.0.0.1/8"),
             ("HERALD_RETRY_SCHEDULE", "5x"),
             ("HERALD_RETRY_SCHEDULE", ""),
             ("HERALD_RETRY_SCHEDULE", "8d"),
@@ -864,7 +824,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.api.rate_limit, Some(RateLimit { per_second: 10.0, burst: 10 }));
-        assert_eq!(c.net.allow_cidrs.len(), 2);
+        assert_eq!(c.net.allow_cidrs.cidrs().len(), 2);
         assert_eq!(c.store.database_url, DatabaseUrl::Sqlite("data/h.db".into()));
         assert_eq!(c.public_url("[::]:4000".parse().unwrap()), "http://[::1]:4000");
 

@@ -90,7 +90,10 @@ pub async fn run_with_store(
         public_url: public_url.clone(),
     };
     let state = AppState { store, config: Arc::new(api_config), clock };
-    let app = http::layers(herald_api::router(state), config.server.request_timeout);
+    // Endpoint URLs naming blocked addresses are refused at write time (422) unless
+    // HERALD_ALLOW_CIDRS opens them; the worker checks again at send time.
+    let api = herald_api::router_with_ssrf_guard(state, config.net.allow_cidrs.clone());
+    let app = http::layers(api, config.server.request_timeout);
 
     // Worker roles (the dispatcher) start here, each on `shutdown.child_token()`, and
     // are awaited after the listener has drained.

@@ -17,11 +17,9 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
+use herald_core::net::{AllowList, Cidr};
 use herald_core::{AppId, Clock};
-use herald_server::{
-    Config,
-    config::{Cidr, DatabaseUrl},
-};
+use herald_server::{Config, config::DatabaseUrl};
 use herald_store::DynStore;
 use herald_store_sqlite::SqliteStore;
 use tempfile::TempDir;
@@ -124,7 +122,8 @@ impl TestAppBuilder {
     #[must_use]
     pub fn allow_loopback(self) -> Self {
         self.config(|c| {
-            c.net.allow_cidrs.extend(["127.0.0.0/8", "::1/128"].map(|s| s.parse::<Cidr>().expect("valid CIDR")));
+            let loopback = ["127.0.0.0/8", "::1/128"].map(|s| Cidr::parse(s).expect("valid CIDR"));
+            c.net.allow_cidrs = AllowList::new(c.net.allow_cidrs.cidrs().iter().copied().chain(loopback));
         })
     }
 

@@ -70,3 +70,15 @@ async fn receiver_is_reachable_from_a_plain_client() {
     let got = receiver.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(&got[0].body[..], b"hi");
 }
+
+#[tokio::test]
+async fn loopback_endpoints_need_allow_loopback() {
+    let receiver = Receiver::start().await;
+    let body = serde_json::json!({ "url": receiver.url("/hook") });
+    for (app, expected) in [(spawn_app().await, 422), (TestApp::builder().allow_loopback().spawn().await, 201)] {
+        let svix = app.svix_client();
+        let id = svix.application().create(svix::models::ApplicationIn::new("a".into()), None).await.unwrap().id;
+        let response = app.http.post(app.url(&format!("/api/v1/app/{id}/endpoint"))).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), expected);
+    }
+}
