@@ -1,0 +1,87 @@
+//! Herald's delivery engine: the dispatcher that turns stored deliveries into signed
+//! HTTP POSTs (DESIGN.md "Data flow", "Guarantees", "Signing"; SECURITY.md b1, b2, b6, b7).
+//!
+//! Each delivery goes through named steps:
+//!
+//! 1. **claim** ([`Dispatcher`]): lease a batch of due deliveries from the store, the
+//!    only queue there is;
+//! 2. **prepare** (`signing`): the exact stored payload bytes, `webhook-*` and `svix-*`
+//!    headers, one `v1`/`v1a` signature per active secret, the endpoint's headers;
+//! 3. **send** (`client`): one shared client that resolves names itself, connects only
+//!    to addresses the SSRF guard accepted, follows no redirects and uses no proxy;
+//! 4. **classify** (`outcome`): 2xx delivered, 410 disables the endpoint, anything
+//!    else retried on the schedule (with `Retry-After` honoured) until it runs out;
+//! 5. **record** (`recorder`): attempts written in batches, each delivery moved on;
+//! 6. **schedule**: the loop wakes when a message is accepted, when a retry is due,
+//!    or at the poll interval.
+//!
+//! Delivery is **at-least-once**: a delivery claimed by a worker that stops or dies
+//! before recording its attempt keeps its lease, and any worker sends it again once
+//! the lease runs out. Receivers deduplicate on `webhook-id`, which stays the same
+//! across attempts.
+//!
+//! The worker never logs payloads, secrets, signatures or response bodies. It does
+//! not know about HTTP routing (`api`) or configuration files (`server`).
+
+#![forbid(unsafe_code)]
+
+mod attempt;
+mod client;
+mod config;
+mod dispatcher;
+mod endpoints;
+mod outcome;
+mod recorder;
+mod signing;
+
+use herald_core::Clock;
+use herald_store::DynStore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use client::{DestinationRefused, GuardedResolver, USER_AGENT};
+pub use config::{ConfigError, WorkerConfig};
+pub use dispatcher::Dispatcher;
+
+/// Why the dispatcher could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The settings are inconsistent.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The outbound HTTP client could not be built.
+    #[error("building the outbound HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
+/// Starts a [`Dispatcher`] in a background task that runs until `shutdown` is
+/// cancelled.
+///
+/// # Errors
+/// As [`Dispatcher::new`].
+pub fn spawn_dispatcher(
+    store: DynStore,
+    config: WorkerConfig,
+    clock: Clock,
+    shutdown: CancellationToken,
+) -> Result<DispatcherHandle, WorkerError> {
+    let dispatcher = Dispatcher::new(store, config, clock)?;
+    Ok(DispatcherHandle { task: tokio::spawn(dispatcher.run_until_stopped(shutdown)) })
+}
+
+/// A running dispatcher; await [`DispatcherHandle::stopped`] after cancelling its token.
+#[derive(Debug)]
+pub struct DispatcherHandle {
+    task: JoinHandle<()>,
+}
+
+impl DispatcherHandle {
+    /// Waits until the dispatcher has stopped claiming and recorded the attempts it
+    /// had in progress.
+    ///
+    /// # Errors
+    /// The dispatcher task panicked.
+    pub async fn stopped(self) -> Result<(), tokio::task::JoinError> {
+        self.task.await
+    }
+}

@@ -1,0 +1,102 @@
+//! A slow endpoint must not delay others (SECURITY.md b6): per-endpoint request slots,
+//! a bound on what one endpoint may hold in memory, and deliveries of a full endpoint
+//! left under their lease instead of blocking the claim loop.
+
+use std::time::Duration;
+
+use herald_core::model::DeliveryStatus;
+use herald_worker::WorkerConfig;
+
+use crate::{
+    receiver::{Receiver, Reply},
+    support::{Harness, TestClock, config, eventually},
+};
+
+#[tokio::test]
+async fn a_hanging_endpoint_does_not_delay_another_endpoint_of_the_same_app() {
+    let h = Harness::new(TestClock::running());
+    let slow = Receiver::start().await;
+    slow.respond_with(Reply::ok().held());
+    let fast = Receiver::start().await;
+    let app = h.app().await;
+    let mut slow_endpoint = h.endpoint_at(&app, &slow.url("/slow"));
+    slow_endpoint.event_types = Some(vec!["slow".into()]);
+    h.create_endpoint(slow_endpoint).await;
+    let mut fast_endpoint = h.endpoint_at(&app, &fast.url("/fast"));
+    fast_endpoint.event_types = Some(vec!["fast".into()]);
+    h.create_endpoint(fast_endpoint).await;
+    let config = WorkerConfig {
+        max_in_flight: 20,
+        max_in_flight_per_endpoint: 4,
+        max_queued_per_endpoint: 4,
+        poll_interval: Duration::from_millis(50),
+        ..config()
+    };
+    let lease = config.lease;
+    let (handle, shutdown) = h.spawn(config);
+
+    let mut slow_messages = Vec::new();
+    for _ in 0..12 {
+        slow_messages.push(h.message_with(&app, "slow", Some("{}")).await);
+    }
+    slow.wait_for(4).await;
+    for _ in 0..50 {
+        h.message_with(&app, "fast", Some("{}")).await;
+    }
+
+    fast.wait_for(50).await;
+    assert_eq!(slow.answered(), 0, "every fast message arrived while the slow endpoint still hung");
+    assert_eq!(slow.received(), 4, "the slow endpoint never gets more than its request slots");
+
+    // Let the slow endpoint answer, and let the leases of the deliveries it could not
+    // take run out, so they come back.
+    slow.release();
+    h.clock.advance(lease + Duration::from_secs(1));
+    for msg in &slow_messages {
+        h.wait_for_status(msg, DeliveryStatus::Success).await;
+    }
+    assert_eq!(slow.received(), 12);
+    shutdown.cancel();
+    handle.stopped().await.unwrap();
+    h.assert_drained().await;
+}
+
+#[tokio::test]
+async fn the_global_bound_caps_what_is_in_flight() {
+    let h = Harness::new(TestClock::running());
+    let app = h.app().await;
+    let mut receivers = Vec::new();
+    for _ in 0..4 {
+        let receiver = Receiver::start().await;
+        receiver.respond_with(Reply::ok().held());
+        h.endpoint(&app, &receiver.url("/hook")).await;
+        receivers.push(receiver);
+    }
+    let config = WorkerConfig {
+        max_in_flight: 6,
+        max_in_flight_per_endpoint: 2,
+        max_queued_per_endpoint: 0,
+        poll_interval: Duration::from_millis(50),
+        ..config()
+    };
+    let lease = config.lease;
+    let (handle, shutdown) = h.spawn(config);
+    for _ in 0..3 {
+        h.message(&app).await;
+    }
+
+    let in_flight = || receivers.iter().map(Receiver::received).sum::<usize>();
+    eventually("six requests in flight", || async { (in_flight() == 6).then_some(()) }).await;
+    assert!(receivers.iter().all(|r| r.received() <= 2));
+    assert!(receivers.iter().all(|r| r.answered() == 0));
+
+    for receiver in &receivers {
+        receiver.release();
+    }
+    // Deliveries claimed for a full endpoint wait out their lease.
+    h.clock.advance(lease + Duration::from_secs(1));
+    eventually("all twelve deliveries to be sent", || async { (in_flight() == 12).then_some(()) }).await;
+    shutdown.cancel();
+    handle.stopped().await.unwrap();
+    h.assert_drained().await;
+}
