@@ -1,0 +1,332 @@
+//! Herald's PostgreSQL store, for production and for running many nodes on one
+//! database.
+//!
+//! Every rule that must hold across nodes is held by PostgreSQL itself: constraints for
+//! uniqueness, advisory locks for `eventId` windows, `FOR UPDATE SKIP LOCKED` for
+//! delivery claims, `LISTEN/NOTIFY` for wake-ups. No node is special. Message creates
+//! are group-committed by a few writer tasks ([`writer`]); everything else runs on the
+//! pool, one statement or one short transaction per call.
+//!
+//! Errors follow the policy in [`error`]: lost connections, pool timeouts, statement
+//! timeouts and server shutdowns are `Unavailable`, so the API answers 503 promptly.
+
+#![forbid(unsafe_code)]
+
+mod deliveries;
+mod error;
+mod listener;
+mod messages;
+mod resources;
+mod rows;
+mod schema;
+#[cfg(feature = "test-support")]
+pub mod testing;
+mod writer;
+
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use herald_core::{
+    AppId, Clock, EndpointId, MessageId,
+    model::{Application, Attempt, Delivery, Endpoint, EventType, Message},
+};
+use herald_store::{
+    AttemptResult, ClaimedDelivery, IdempotencyClaim, MessageFilter, MessageOutcome, NewMessage, Page, PageQuery,
+    Store, StoreError, StoreResult, StoredResponse, TokenRecord,
+};
+use sqlx::{
+    Connection, PgPool, Postgres, QueryBuilder,
+    postgres::{PgConnectOptions, PgConnection, PgPoolOptions},
+};
+use tokio::{sync::Notify, task::JoinHandle};
+
+pub use error::{SchemaTooNew, SchemaTooOld};
+pub use schema::{Migrated, VERSION as SCHEMA_VERSION};
+
+use crate::{error::db, writer::Writer};
+
+/// How to connect and how much to use. `Default` suits one node of a small cluster.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Connections in the shared pool (default 10). The LISTEN connection is extra.
+    pub pool_size: u32,
+    /// The longest one statement may run before PostgreSQL cancels it (`Unavailable`);
+    /// default 5 s, `None` for no limit. Migrations run without it.
+    pub statement_timeout: Option<Duration>,
+    /// The longest a call waits for a pooled connection, including connecting, before
+    /// it fails with `Unavailable` (default 5 s). Keeps requests prompt in an outage.
+    pub acquire_timeout: Duration,
+    /// Apply pending migrations on connect (default true). When false, a schema that
+    /// is not exactly current is refused (run `herald migrate`).
+    pub migrate: bool,
+    /// `LISTEN` for other nodes' wake-ups (default true); an API-only node can skip it.
+    pub listen: bool,
+    /// Tasks group-committing message creates (default 2), each using one pooled
+    /// connection while it commits.
+    pub writers: usize,
+    /// The most message creates in one transaction (default 256).
+    pub max_batch: usize,
+    /// The schema to use (PostgreSQL's `search_path`) instead of the server default;
+    /// it must exist. Lets several Herald deployments (or tests) share a database.
+    pub schema: Option<String>,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 10,
+            statement_timeout: Some(Duration::from_secs(5)),
+            acquire_timeout: Duration::from_secs(5),
+            migrate: true,
+            listen: true,
+            writers: 2,
+            max_batch: 256,
+            schema: None,
+        }
+    }
+}
+
+impl PostgresOptions {
+    fn connect_options(&self, url: &str, statement_timeout: Option<Duration>) -> StoreResult<PgConnectOptions> {
+        let mut settings = Vec::new();
+        if let Some(timeout) = statement_timeout {
+            settings.push(("statement_timeout", format!("{}ms", timeout.as_millis())));
+        }
+        if let Some(schema) = &self.schema {
+            settings.push(("search_path", format!("\"{}\"", schema.replace('"', "\"\""))));
+        }
+        Ok(PgConnectOptions::from_str(url).map_err(db)?.application_name("herald").options(settings))
+    }
+}
+
+/// The PostgreSQL implementation of [`Store`].
+pub struct PostgresStore {
+    pool: PgPool,
+    writer: Writer,
+    waker: Arc<Notify>,
+    listener: Option<JoinHandle<()>>,
+    clock: Clock,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (a `postgres://` DSN), migrates (or checks) the schema, and
+    /// starts the writer and listener tasks on the current Tokio runtime.
+    ///
+    /// # Errors
+    /// `Unavailable` when PostgreSQL cannot be reached in `acquire_timeout`; `Internal`
+    /// with [`SchemaTooNew`] when the database was written by a newer Herald, with
+    /// [`SchemaTooOld`] when it is behind and `migrate` is off, or when a migration fails.
+    pub async fn connect(url: &str, options: PostgresOptions) -> StoreResult<Self> {
+        let connect = options.connect_options(url, options.statement_timeout)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool_size.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone())
+            .await
+            .map_err(db)?;
+        let schema_name = {
+            let mut conn = pool.acquire().await.map_err(db)?;
+            schema::migrate(&mut conn, options.migrate).await?;
+            sqlx::query_scalar::<_, String>("SELECT current_schema()").fetch_one(&mut *conn).await.map_err(db)?
+        };
+        let waker = Arc::new(Notify::new());
+        let listener = options.listen.then(|| {
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_lazy_with(connect);
+            listener::spawn_listener(pool, schema_name, waker.clone())
+        });
+        Ok(Self {
+            writer: Writer::spawn(pool.clone(), options.writers, options.max_batch, waker.clone()),
+            pool,
+            waker,
+            listener,
+            clock: Arc::new(|| herald_core::to_millis(Utc::now())),
+        })
+    }
+
+    /// Brings the schema at `url` up to [`SCHEMA_VERSION`] and returns what it did
+    /// (for `herald migrate`); safe to run while nodes are up.
+    ///
+    /// # Errors
+    /// `Unavailable` when PostgreSQL cannot be reached; `Internal` with [`SchemaTooNew`]
+    /// for a newer schema, or when a migration fails.
+    pub async fn migrate(url: &str, options: &PostgresOptions) -> StoreResult<Migrated> {
+        let mut conn = PgConnection::connect_with(&options.connect_options(url, None)?).await.map_err(db)?;
+        let migrated = schema::migrate(&mut conn, true).await;
+        let _ = conn.close().await;
+        migrated
+    }
+
+    /// Replaces the clock used for idempotency-key ages and "due now" checks (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+}
+
+fn found<T>(what: &'static str) -> impl FnOnce(Option<T>) -> StoreResult<T> {
+    move |v| v.ok_or(StoreError::NotFound(what))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db).map(drop)
+    }
+
+    async fn create_token(&self, token: TokenRecord) -> StoreResult<()> {
+        resources::insert_token(&self.pool, &token).await
+    }
+
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        resources::find_token(&self.pool, hash).await
+    }
+
+    async fn has_admin_token(&self) -> StoreResult<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tokens WHERE app_id IS NULL)")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn create_application(&self, app: Application) -> StoreResult<Application> {
+        resources::insert_application(&self.pool, &app).await.map(|()| app)
+    }
+
+    async fn get_application(&self, key: &str) -> StoreResult<Application> {
+        resources::find_application(&self.pool, key).await.and_then(found("application"))
+    }
+
+    async fn list_applications(&self, page: &PageQuery) -> StoreResult<Page<Application>> {
+        let query =
+            QueryBuilder::<Postgres>::new(concat!("SELECT ", rows::app_columns!(), " FROM applications WHERE true"));
+        resources::page(&self.pool, query, "id", page, rows::application).await
+    }
+
+    async fn update_application(&self, app: Application) -> StoreResult<Application> {
+        resources::update_application(&self.pool, &app).await.map(|()| app)
+    }
+
+    async fn delete_application(&self, id: &AppId) -> StoreResult<()> {
+        resources::delete_application(&self.pool, id).await
+    }
+
+    async fn create_event_type(&self, event_type: EventType) -> StoreResult<EventType> {
+        resources::insert_event_type(&self.pool, &event_type).await.map(|()| event_type)
+    }
+
+    async fn get_event_type(&self, name: &str) -> StoreResult<EventType> {
+        resources::find_event_type(&self.pool, name).await.and_then(found("event type"))
+    }
+
+    async fn list_event_types(&self, page: &PageQuery, include_archived: bool) -> StoreResult<Page<EventType>> {
+        let sql = if include_archived {
+            concat!("SELECT ", rows::event_type_columns!(), " FROM event_types WHERE true")
+        } else {
+            concat!("SELECT ", rows::event_type_columns!(), " FROM event_types WHERE NOT archived")
+        };
+        resources::page(&self.pool, QueryBuilder::new(sql), "name", page, rows::event_type).await
+    }
+
+    async fn update_event_type(&self, event_type: EventType) -> StoreResult<EventType> {
+        resources::update_event_type(&self.pool, &event_type).await.map(|()| event_type)
+    }
+
+    async fn delete_event_type(&self, name: &str) -> StoreResult<()> {
+        resources::delete_event_type(&self.pool, name).await
+    }
+
+    async fn create_endpoint(&self, endpoint: Endpoint) -> StoreResult<Endpoint> {
+        resources::insert_endpoint(&self.pool, &endpoint).await.map(|()| endpoint)
+    }
+
+    async fn get_endpoint(&self, app: &AppId, key: &str) -> StoreResult<Endpoint> {
+        resources::find_endpoint(&self.pool, app, key).await.and_then(found("endpoint"))
+    }
+
+    async fn list_endpoints(&self, app: &AppId, page: &PageQuery) -> StoreResult<Page<Endpoint>> {
+        let mut query = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            rows::endpoint_columns!(),
+            " FROM endpoints WHERE app_id = "
+        ));
+        query.push_bind(app.as_str().to_owned());
+        resources::page(&self.pool, query, "id", page, rows::endpoint).await
+    }
+
+    async fn update_endpoint(&self, endpoint: Endpoint) -> StoreResult<Endpoint> {
+        resources::update_endpoint(&self.pool, &endpoint).await.map(|()| endpoint)
+    }
+
+    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> StoreResult<()> {
+        resources::delete_endpoint(&self.pool, app, id).await
+    }
+
+    async fn create_message(&self, new: NewMessage) -> StoreResult<MessageOutcome> {
+        self.writer.create(new, self.now()).await
+    }
+
+    async fn get_message(&self, app: &AppId, key: &str) -> StoreResult<Message> {
+        messages::find(&self.pool, app, key).await.and_then(found("message"))
+    }
+
+    async fn list_messages(&self, app: &AppId, filter: &MessageFilter, page: &PageQuery) -> StoreResult<Page<Message>> {
+        messages::list(&self.pool, app, filter, page).await
+    }
+
+    async fn list_deliveries(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Vec<Delivery>> {
+        messages::deliveries(&self.pool, app, msg_id).await
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        deliveries::claim(&mut conn, now, limit, lease_until).await
+    }
+
+    fn delivery_waker(&self) -> Arc<Notify> {
+        self.waker.clone()
+    }
+
+    async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        deliveries::record(&mut conn, &results).await
+    }
+
+    async fn list_message_attempts(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Vec<Attempt>> {
+        deliveries::message_attempts(&self.pool, app, msg_id).await
+    }
+
+    async fn claim_idempotency_key(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<IdempotencyClaim> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        messages::claim_key(&mut conn, key, expires_at, self.now()).await
+    }
+
+    async fn complete_idempotency_key(&self, key: &str, response: StoredResponse) -> StoreResult<()> {
+        messages::complete_key(&self.pool, key, &response, None).await
+    }
+
+    async fn release_idempotency_key(&self, key: &str) -> StoreResult<()> {
+        messages::release_key(&self.pool, key).await
+    }
+}

@@ -1,0 +1,14 @@
+//! Runs the shared store behaviour suite against a fresh schema per test.
+
+use std::sync::Arc;
+
+use herald_store::DynStore;
+use herald_store_postgres::testing::TestSchema;
+
+async fn fresh() -> (DynStore, TestSchema) {
+    let schema = TestSchema::create().await;
+    let store = schema.store().await;
+    (Arc::new(store), schema)
+}
+
+herald_store::conformance_tests!(fresh());
