@@ -89,14 +89,21 @@ pub async fn run_with_store(
         rate_limit: config.api.rate_limit,
         public_url: public_url.clone(),
     };
-    let state = AppState { store, config: Arc::new(api_config), clock };
+    let state = AppState { store: store.clone(), config: Arc::new(api_config), clock: clock.clone() };
     // Endpoint URLs naming blocked addresses are refused at write time (422) unless
     // HERALD_ALLOW_CIDRS opens them; the worker checks again at send time.
     let api = herald_api::router_with_ssrf_guard(state, config.net.allow_cidrs.clone());
     let app = http::layers(api, config.server.request_timeout);
 
-    // Worker roles (the dispatcher) start here, each on `shutdown.child_token()`, and
-    // are awaited after the listener has drained.
+    // The dispatcher stops claiming when `shutdown` fires and is awaited after the
+    // listener has drained, so attempts in flight are recorded before `run` returns.
+    let worker_config = herald_worker::WorkerConfig {
+        retry_schedule: config.worker.retry_schedule.clone(),
+        allow_cidrs: config.net.allow_cidrs.clone(),
+        ..herald_worker::WorkerConfig::default()
+    };
+    let dispatcher = herald_worker::spawn_dispatcher(store, worker_config, clock, shutdown.child_token())
+        .context("starting the delivery dispatcher")?;
 
     tracing::info!(%addr, database = %config.store.database_url, "Herald started");
     // `println!` (not a raw stdout handle) so test harnesses capture it.
@@ -110,6 +117,7 @@ pub async fn run_with_store(
             tracing::warn!("connections still open {grace:?} after shutdown began; stopping anyway");
         }
     }
+    dispatcher.stopped().await.context("the delivery dispatcher panicked")?;
     tracing::info!("Herald stopped");
     Ok(())
 }

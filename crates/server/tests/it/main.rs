@@ -1,4 +1,5 @@
 //! End-to-end tests of the server wiring: real servers on port 0, real SQLite files.
 
 mod bootstrap;
+mod delivery;
 mod lifecycle;
