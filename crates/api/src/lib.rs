@@ -73,9 +73,10 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// The current time from the injected clock.
+    /// The current time from the injected clock, to the millisecond: stores keep no
+    /// more, so what a write answers equals what a later read returns.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        (self.clock)()
+        herald_core::to_millis((self.clock)())
     }
 }
 
