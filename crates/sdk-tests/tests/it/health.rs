@@ -1,0 +1,11 @@
+//! `svix.health().get()`: a 2xx with no body, which needs no valid token.
+
+use herald_testkit::spawn_app;
+
+#[tokio::test]
+async fn health_succeeds_through_the_sdk() {
+    let app = spawn_app().await;
+
+    app.svix_client().health().get().await.unwrap();
+    app.svix_client_with("not-a-token").health().get().await.unwrap();
+}

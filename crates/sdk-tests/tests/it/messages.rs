@@ -1,0 +1,224 @@
+//! Messages through `svix.message()`: create (with `eventId`, channels, tags, an inline
+//! application, with and without content), list with every filter the SDK sends, get
+//! by id and by `eventId`, and the 409 for a repeated `eventId`.
+//!
+//! The applications here have no endpoints, so nothing is delivered.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicI64, Ordering},
+};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use herald_testkit::{TestApp, spawn_app};
+use serde_json::json;
+use svix::{
+    api::{MessageCreateOptions, MessageGetOptions, MessageListOptions, Svix},
+    models::{ApplicationIn, MessageIn, MessageOut},
+};
+
+use crate::{http_error, strings};
+
+/// A clock the test moves by hand, so messages get known, distinct timestamps.
+#[derive(Clone)]
+struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// Starts at the current whole second (stores keep milliseconds, ids seconds).
+    fn starting_now() -> Self {
+        Self(Arc::new(AtomicI64::new(Utc::now().timestamp() * 1000)))
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.0.load(Ordering::SeqCst)).expect("the clock stays in range")
+    }
+
+    fn advance(&self, by: TimeDelta) {
+        self.0.fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+    }
+
+    fn clock(&self) -> herald_core::Clock {
+        let this = self.clone();
+        Arc::new(move || this.now())
+    }
+}
+
+fn message_in(event_type: &str, event_id: Option<&str>) -> MessageIn {
+    MessageIn { event_id: event_id.map(str::to_owned), ..MessageIn::new(event_type.to_owned(), json!({"n": 1})) }
+}
+
+async fn setup() -> (TestApp, Svix, String) {
+    let app = spawn_app().await;
+    let svix = app.svix_client();
+    let app_id = svix.application().create(ApplicationIn::new("messages".to_owned()), None).await.unwrap().id;
+    (app, svix, app_id)
+}
+
+fn event_ids(list: &[MessageOut]) -> Vec<&str> {
+    list.iter().map(|m| m.event_id.as_deref().unwrap_or("-")).collect()
+}
+
+#[tokio::test]
+async fn create_returns_the_accepted_message_with_every_given_field() {
+    let (_app, svix, app_id) = setup().await;
+    let input = MessageIn {
+        channels: Some(strings(&["eu", "project-1"])),
+        tags: Some(strings(&["blue"])),
+        payload: json!({"user": {"id": "u_1", "emails": ["a@example.com"]}}),
+        ..message_in("user.created", Some("evt-1"))
+    };
+    let options = MessageCreateOptions { with_content: Some(true), ..Default::default() };
+
+    let out = svix.message().create(app_id, input, Some(options)).await.unwrap();
+
+    assert!(out.id.starts_with("msg_"), "{}", out.id);
+    assert_eq!(out.event_id.as_deref(), Some("evt-1"));
+    assert_eq!(out.event_type, "user.created");
+    assert_eq!(out.payload, json!({"user": {"id": "u_1", "emails": ["a@example.com"]}}));
+    assert_eq!(out.channels, Some(strings(&["eu", "project-1"])));
+    assert_eq!(out.tags, Some(strings(&["blue"])));
+}
+
+#[tokio::test]
+async fn create_without_content_answers_an_empty_payload_but_keeps_it() {
+    let (_app, svix, app_id) = setup().await;
+
+    // The SDK sends `with_content=false` unless told otherwise.
+    let out = svix.message().create(app_id.clone(), message_in("a.b", None), None).await.unwrap();
+
+    assert_eq!(out.payload, json!({}));
+    let options = MessageGetOptions { with_content: Some(true) };
+    let stored = svix.message().get(app_id, out.id, Some(options)).await.unwrap();
+    assert_eq!(stored.payload, json!({"n": 1}));
+}
+
+#[tokio::test]
+async fn list_carries_payloads_only_with_content() {
+    let (_app, svix, app_id) = setup().await;
+    svix.message().create(app_id.clone(), message_in("a.b", None), None).await.unwrap();
+
+    // As on create, the SDK sends `with_content=false` unless told otherwise.
+    let plain = svix.message().list(app_id.clone(), None).await.unwrap();
+    let options = MessageListOptions { with_content: Some(true), ..Default::default() };
+    let full = svix.message().list(app_id, Some(options)).await.unwrap();
+
+    assert_eq!(plain.data[0].payload, json!({}));
+    assert_eq!(full.data[0].payload, json!({"n": 1}));
+}
+
+#[tokio::test]
+async fn inline_application_is_created_with_the_first_message() {
+    let app = spawn_app().await;
+    let svix = app.svix_client();
+    let input = MessageIn { application: Some(ApplicationIn::new("Inline".to_owned())), ..message_in("a.b", None) };
+
+    let first = svix.message().create("inline-tenant".to_owned(), input, None).await.unwrap();
+    let second = svix.message().create("inline-tenant".to_owned(), message_in("a.b", None), None).await.unwrap();
+
+    let created = svix.application().get("inline-tenant".to_owned()).await.unwrap();
+    assert_eq!(created.name, "Inline");
+    assert_eq!(created.uid.as_deref(), Some("inline-tenant"));
+    let listed = svix.message().list(created.id, None).await.unwrap();
+    let mut ids: Vec<_> = listed.data.into_iter().map(|m| m.id).collect();
+    ids.sort();
+    let mut expected = vec![first.id, second.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+}
+
+#[tokio::test]
+async fn get_finds_a_message_by_id_and_by_event_id() {
+    let (_app, svix, app_id) = setup().await;
+    let created = svix.message().create(app_id.clone(), message_in("a.b", Some("order-42")), None).await.unwrap();
+    let with_content = || Some(MessageGetOptions { with_content: Some(true) });
+
+    let by_id = svix.message().get(app_id.clone(), created.id.clone(), with_content()).await.unwrap();
+    let by_event_id = svix.message().get(app_id, "order-42".to_owned(), with_content()).await.unwrap();
+
+    assert_eq!(by_id.id, created.id);
+    assert_eq!(by_id.timestamp, created.timestamp, "the time answered at creation reads back");
+    assert_eq!(by_id.payload, json!({"n": 1}));
+    assert_eq!(by_event_id, by_id);
+}
+
+#[tokio::test]
+async fn repeated_event_id_is_a_conflict() {
+    let (_app, svix, app_id) = setup().await;
+    svix.message().create(app_id.clone(), message_in("a.b", Some("once")), None).await.unwrap();
+
+    let again = svix.message().create(app_id.clone(), message_in("a.b", Some("once")), None).await;
+
+    let (status, body) = http_error(again);
+    assert_eq!((status, body.code.as_str()), (409, "conflict"));
+    assert_eq!(svix.message().list(app_id, None).await.unwrap().data.len(), 1);
+}
+
+/// Three messages an hour apart on one application; returns the first one's time.
+async fn three_messages(svix: &Svix, app_id: &str, clock: &ManualClock) -> DateTime<Utc> {
+    let t0 = clock.now();
+    let sent = [
+        ("m0", "user.created", "eu", "blue"),
+        ("m1", "user.deleted", "us", "red"),
+        ("m2", "user.created", "us", "blue"),
+    ];
+    for (i, (event_id, event_type, channel, tag)) in sent.into_iter().enumerate() {
+        if i > 0 {
+            clock.advance(TimeDelta::hours(1));
+        }
+        let input = MessageIn {
+            channels: Some(strings(&[channel])),
+            tags: Some(strings(&[tag])),
+            ..message_in(event_type, Some(event_id))
+        };
+        let out = svix.message().create(app_id.to_owned(), input, None).await.unwrap();
+        assert_eq!(out.timestamp, clock.now());
+    }
+    t0
+}
+
+#[tokio::test]
+async fn list_applies_each_filter_the_sdk_sends() {
+    let clock = ManualClock::starting_now();
+    let app = TestApp::builder().clock(clock.clock()).spawn().await;
+    let svix = app.svix_client();
+    let app_id = svix.application().create(ApplicationIn::new("filters".to_owned()), None).await.unwrap().id;
+    let t0 = three_messages(&svix, &app_id, &clock).await;
+    let (after_m0, before_m2) = (t0 + TimeDelta::minutes(30), t0 + TimeDelta::minutes(90));
+
+    let cases: [(&str, MessageListOptions, &[&str]); 9] = [
+        ("none, newest first", MessageListOptions::default(), &["m2", "m1", "m0"]),
+        (
+            "one event type",
+            MessageListOptions { event_types: Some(strings(&["user.created"])), ..Default::default() },
+            &["m2", "m0"],
+        ),
+        (
+            "two event types, comma-separated",
+            MessageListOptions { event_types: Some(strings(&["user.created", "user.deleted"])), ..Default::default() },
+            &["m2", "m1", "m0"],
+        ),
+        ("channel", MessageListOptions { channel: Some("us".to_owned()), ..Default::default() }, &["m2", "m1"]),
+        ("tag", MessageListOptions { tag: Some("blue".to_owned()), ..Default::default() }, &["m2", "m0"]),
+        ("after", MessageListOptions { after: Some(after_m0), ..Default::default() }, &["m2", "m1"]),
+        ("before", MessageListOptions { before: Some(before_m2), ..Default::default() }, &["m1", "m0"]),
+        (
+            "after and before",
+            MessageListOptions { after: Some(after_m0), before: Some(before_m2), ..Default::default() },
+            &["m1"],
+        ),
+        (
+            "channel and event type",
+            MessageListOptions {
+                channel: Some("us".to_owned()),
+                event_types: Some(strings(&["user.created"])),
+                ..Default::default()
+            },
+            &["m2"],
+        ),
+    ];
+
+    for (case, options, expected) in cases {
+        let listed = svix.message().list(app_id.clone(), Some(options)).await.unwrap();
+        assert_eq!(event_ids(&listed.data), expected, "{case}");
+    }
+}
