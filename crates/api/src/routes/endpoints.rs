@@ -231,6 +231,9 @@ pub(crate) async fn get_secret(
 
 /// Rotate Endpoint Secret: the new key signs from now on; the old one keeps signing
 /// alongside it for the grace period.
+///
+/// The contract documents 204, but the official SDKs (svix 2.9) parse the new secret
+/// from the body, so Herald answers 200 with it; clients that expect 204 only check 2xx.
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", operation_id = "v1.endpoint.rotate-secret", tag = "Endpoint",
     params(
         ("app_id" = String, Path, description = "The Application's ID or UID."),
@@ -238,13 +241,13 @@ pub(crate) async fn get_secret(
         ("idempotency-key" = Option<String>, Header),
     ),
     request_body = EndpointSecretRotateIn,
-    responses((status = 204, description = "No content")))]
+    responses((status = 200, description = "The new current secret", body = EndpointSecretOut)))]
 pub(crate) async fn rotate_secret(
     State(ctx): State<Shared>,
     auth: Auth,
     Keys((app_id, endpoint_id)): Keys<(String, String)>,
     Json(input): Json<EndpointSecretRotateIn>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<axum::Json<EndpointSecretOut>, ApiError> {
     let (_, mut endpoint) = load_endpoint(&ctx, &auth, &app_id, &endpoint_id).await?;
     let new = match &input.key {
         Some(key) => EndpointSecret::parse(key).map_err(|msg| ApiError::invalid(&["body", "key"], msg))?,
@@ -252,10 +255,11 @@ pub(crate) async fn rotate_secret(
     };
     let now = ctx.now();
     let grace = TimeDelta::seconds(i64::from(input.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS)));
+    let key = new.key.clone();
     endpoint.secrets = rotate(std::mem::take(&mut endpoint.secrets), new, now, grace);
     endpoint.updated_at = now;
     ctx.store.update_endpoint(endpoint).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(axum::Json(EndpointSecretOut { key }))
 }
 
 /// The secrets after a rotation: `new` first, then the unexpired old ones (the one

@@ -95,11 +95,12 @@ async fn given_secret_is_used_and_rotation_keeps_the_old_one() {
     let (_, secret) = app.get(&format!("{ep_path}/secret")).await;
     assert_eq!(secret, json!({"key": SECRET}));
 
-    let (status, body) = app.post(&format!("{ep_path}/secret/rotate"), json!({})).await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, answered) = app.post(&format!("{ep_path}/secret/rotate"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{answered}");
     let (_, rotated) = app.get(&format!("{ep_path}/secret")).await;
     let new_key = rotated["key"].as_str().unwrap();
     assert!(new_key.starts_with("whsec_") && new_key != SECRET);
+    assert_eq!(answered, rotated, "the rotation answers with the new secret");
 
     let app_key = herald_core::AppId::parse(&app_id).unwrap();
     let stored = app.store.get_endpoint(&app_key, ep["id"].as_str().unwrap()).await.unwrap();
@@ -112,7 +113,7 @@ async fn given_secret_is_used_and_rotation_keeps_the_old_one() {
     // Grace 0 revokes the previous key at once.
     let (status, _) =
         app.post(&format!("{ep_path}/secret/rotate"), json!({"key": SECRET, "gracePeriodSeconds": 0})).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(status, StatusCode::OK);
     let stored = app.store.get_endpoint(&app_key, ep["id"].as_str().unwrap()).await.unwrap();
     assert_eq!(stored.secrets.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(), [SECRET]);
 
