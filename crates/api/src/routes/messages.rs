@@ -68,7 +68,8 @@ pub struct MessageIn {
     /// List of free-form tags that can be filtered by when listing messages.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
-    /// Accepted for compatibility; unused.
+    /// `rawPayload` (a string) replaces `payload` and is delivered byte for byte, as the
+    /// official SDKs' `new_raw_payload` sends it; other keys are accepted and unused.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub transformations_params: Option<serde_json::Value>,
@@ -198,6 +199,17 @@ fn inline_application(input: Option<ApplicationIn>, app_key: &str, now: DateTime
     })
 }
 
+/// The SDKs' raw payload: `transformationsParams.rawPayload`, which must be a string.
+fn raw_payload(params: Option<&serde_json::Value>) -> Result<Option<&str>, ApiError> {
+    match params.and_then(|p| p.get("rawPayload")) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(raw)) => Ok(Some(raw)),
+        Some(_) => {
+            Err(ApiError::invalid(&["body", "transformationsParams", "rawPayload"], "rawPayload must be a string"))
+        }
+    }
+}
+
 /// Create Message.
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/msg", operation_id = "v1.message.create", tag = "Message",
     params(
@@ -230,12 +242,17 @@ pub(crate) async fn create(
         || AppId::parse(&app_key).unwrap_or_else(|_| AppId::generate(now, &mut rand::rng())),
         |app| app.id.clone(),
     );
+    let (payload_text, payload_out) = match raw_payload(input.transformations_params.as_ref())? {
+        // A raw payload that is not JSON is still delivered as given; the API shows `{}`.
+        Some(raw) => (raw.to_owned(), RawValue::from_string(raw.to_owned()).unwrap_or_else(|_| empty_object())),
+        None => (input.payload.get().to_owned(), input.payload),
+    };
     let message = Message {
         id: id.clone(),
         app_id: placeholder_app,
         event_id: input.event_id,
         event_type: input.event_type,
-        payload: Some(input.payload.get().to_owned()),
+        payload: Some(payload_text),
         channels: input.channels,
         tags: input.tags,
         created_at: now,
@@ -246,7 +263,7 @@ pub(crate) async fn create(
     let out = MessageOut {
         event_id: message.event_id.clone(),
         event_type: message.event_type.clone(),
-        payload: if with_content { input.payload } else { empty_object() },
+        payload: if with_content { payload_out } else { empty_object() },
         channels: message.channels.clone(),
         id,
         timestamp: now,

@@ -99,17 +99,37 @@ async fn inline_application_is_created_with_the_path_uid() {
 }
 
 #[tokio::test]
+async fn raw_payload_replaces_the_payload_byte_for_byte() {
+    let app = spawn().await;
+    let app_id = app.app(None).await;
+    let app_key = AppId::parse(&app_id).unwrap();
+    let path = format!("/api/v1/app/{app_id}/msg");
+    for (raw, shown) in [(r#"{ "a":   1.50 }"#, json!({"a": 1.5})), ("plain text, not JSON", json!({}))] {
+        let body = json!({"eventType": "raw", "payload": {}, "transformationsParams": {"rawPayload": raw}});
+        let (status, out) = app.post(&path, body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{out}");
+        assert_eq!(out["payload"], shown);
+        let stored = app.store.get_message(&app_key, out["id"].as_str().unwrap()).await.unwrap();
+        assert_eq!(stored.payload.as_deref(), Some(raw));
+    }
+}
+
+#[tokio::test]
 async fn bad_messages_are_422() {
     let app = spawn().await;
     let app_id = app.app(None).await;
     let path = format!("/api/v1/app/{app_id}/msg");
-    let cases: [(serde_json::Value, &[&str]); 6] = [
+    let cases: [(serde_json::Value, &[&str]); 7] = [
         (json!({"eventType": "a", "payload": [1]}), &["body", "payload"]),
         (json!({"eventType": "bad type", "payload": {}}), &["body", "eventType"]),
         (json!({"eventType": "a"}), &["body", "payload"]),
         (json!({"eventType": "a", "payload": {}, "tags": ["1", "2", "3", "4", "5", "6"]}), &["body", "tags"]),
         (json!({"eventType": "a", "payload": {}, "payloadRetentionPeriod": 91}), &["body", "payloadRetentionPeriod"]),
         (json!({"eventType": "a", "payload": {}, "channels": []}), &["body", "channels"]),
+        (
+            json!({"eventType": "a", "payload": {}, "transformationsParams": {"rawPayload": {"not": "a string"}}}),
+            &["body", "transformationsParams", "rawPayload"],
+        ),
     ];
     for (body, loc) in cases {
         let (status, response) = app.post(&path, body).await;
