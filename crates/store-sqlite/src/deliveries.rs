@@ -4,31 +4,36 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use herald_core::{
-    AppId, MessageId,
+    AppId, EndpointId, MessageId,
     model::{Attempt, DeliveryStatus},
 };
-use herald_store::{AttemptResult, ClaimedDelivery, NextStep, StoreResult};
+use herald_store::{AttemptResult, ClaimedDelivery, NextStep, StoreError, StoreResult};
 use rusqlite::{Connection, params};
 
 use crate::rows::{self, db_err, ms};
 
+/// `skip`: endpoints whose deliveries are left alone (the caller's saturated ones).
 pub fn claim(
     conn: &Connection,
     now: DateTime<Utc>,
     limit: usize,
     lease_until: DateTime<Utc>,
+    skip: &[EndpointId],
 ) -> StoreResult<Vec<ClaimedDelivery>> {
+    let skip = serde_json::to_string(&skip.iter().map(EndpointId::as_str).collect::<Vec<_>>())
+        .map_err(|e| StoreError::Internal(e.into()))?;
     let claimed: Vec<herald_core::model::Delivery> = conn
         .prepare_cached(&format!(
             "UPDATE deliveries SET status = 3, next_attempt_at = ?1
              WHERE (msg_id, endpoint_id) IN (
                  SELECT msg_id, endpoint_id FROM deliveries
                  WHERE status IN (1, 3) AND next_attempt_at <= ?2
+                   AND endpoint_id NOT IN (SELECT value FROM json_each(?4))
                  ORDER BY next_attempt_at LIMIT ?3)
              RETURNING {}",
             rows::DELIVERY_COLUMNS
         ))
-        .and_then(|mut s| s.query_map(params![ms(lease_until), ms(now), limit as i64], rows::delivery)?.collect())
+        .and_then(|mut s| s.query_map(params![ms(lease_until), ms(now), limit as i64, skip], rows::delivery)?.collect())
         .map_err(db_err("delivery"))?;
     let mut messages = HashMap::new();
     let mut endpoints = HashMap::new();
@@ -56,6 +61,27 @@ pub fn claim(
         out.push(ClaimedDelivery { delivery, message, endpoint });
     }
     Ok(out)
+}
+
+/// Puts deliveries still leased until `lease_until` back in the queue, due at `due_at`.
+pub fn release(
+    conn: &Connection,
+    deliveries: &[(MessageId, EndpointId)],
+    lease_until: DateTime<Utc>,
+    due_at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let mut update = conn
+        .prepare_cached(
+            "UPDATE deliveries SET status = 1, next_attempt_at = ?4
+             WHERE msg_id = ?1 AND endpoint_id = ?2 AND status = 3 AND next_attempt_at = ?3",
+        )
+        .map_err(db_err("delivery"))?;
+    for (msg, endpoint) in deliveries {
+        update
+            .execute(params![msg.as_str(), endpoint.as_str(), ms(lease_until), ms(due_at)])
+            .map_err(db_err("delivery"))?;
+    }
+    Ok(())
 }
 
 pub fn record(conn: &Connection, results: &[AttemptResult]) -> StoreResult<()> {

@@ -215,7 +215,27 @@ impl Store for SqliteStore {
         limit: usize,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        self.engine.write(move |c| deliveries::claim(c, now, limit, lease_until)).await
+        self.engine.write(move |c| deliveries::claim(c, now, limit, lease_until, &[])).await
+    }
+
+    async fn claim_due_deliveries_skipping(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+        skip: &[EndpointId],
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let skip = skip.to_vec();
+        self.engine.write(move |c| deliveries::claim(c, now, limit, lease_until, &skip)).await
+    }
+
+    async fn release_deliveries(
+        &self,
+        released: Vec<(MessageId, EndpointId)>,
+        lease_until: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.engine.write(move |c| deliveries::release(c, &released, lease_until, due_at)).await
     }
 
     fn delivery_waker(&self) -> Arc<Notify> {

@@ -12,3 +12,9 @@ async fn fresh() -> (DynStore, tempfile::TempDir) {
 }
 
 herald_store::conformance_tests!(fresh());
+
+#[tokio::test]
+async fn claims_skip_endpoints_and_releases_requeue() {
+    let (store, _dir) = fresh().await;
+    herald_store::conformance::claims_skip_endpoints_and_releases_requeue(store).await;
+}

@@ -455,3 +455,30 @@ pub async fn attempts_move_deliveries_on(store: DynStore) {
     assert!(store.get_endpoint(&a.id, ep.id.as_str()).await.unwrap().disabled);
     assert_eq!(store.list_deliveries(&a.id, &m2.id).await.unwrap()[0].status, DeliveryStatus::Fail);
 }
+
+/// `claim_due_deliveries_skipping` and `release_deliveries`. Not yet in
+/// [`conformance_tests!`]: backends that keep the trait's defaults fail it.
+pub async fn claims_skip_endpoints_and_releases_requeue(store: DynStore) {
+    let a = store.create_application(app("a", None)).await.unwrap();
+    let busy = store.create_endpoint(endpoint(&a.id, None, None)).await.unwrap();
+    let free = store.create_endpoint(endpoint(&a.id, None, None)).await.unwrap();
+    let (m, _) = created(store.create_message(message(a.id.as_str(), "t", None)).await.unwrap());
+    let now = herald_core::to_millis(Utc::now()) + Duration::seconds(1);
+    let lease = now + Duration::seconds(30);
+
+    let claimed = store.claim_due_deliveries_skipping(now, 10, lease, std::slice::from_ref(&busy.id)).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| &c.endpoint.id).collect::<Vec<_>>(), [&free.id]);
+
+    store.release_deliveries(vec![(m.id.clone(), free.id.clone())], lease, now).await.unwrap();
+    let d = store.list_deliveries(&a.id, &m.id).await.unwrap();
+    let released = d.iter().find(|d| d.endpoint_id == free.id).unwrap();
+    assert_eq!((released.status, released.attempts, released.next_attempt_at), (DeliveryStatus::Pending, 0, now));
+
+    // A release under a lease that is no longer current (another claim took the
+    // delivery since) changes nothing.
+    let again = store.claim_due_deliveries(now, 10, lease + Duration::seconds(1)).await.unwrap();
+    assert_eq!(again.len(), 2);
+    store.release_deliveries(vec![(m.id.clone(), free.id.clone())], lease, now).await.unwrap();
+    let d = store.list_deliveries(&a.id, &m.id).await.unwrap();
+    assert!(d.iter().all(|d| d.status == DeliveryStatus::Sending));
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
-    AppId, EndpointId, TokenId,
+    AppId, EndpointId, MessageId, TokenId,
     model::{Application, Attempt, Delivery, Endpoint, EventType, Message},
 };
 
@@ -208,6 +208,38 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Like [`Store::claim_due_deliveries`], but leaves the deliveries of the endpoints
+    /// in `skip` alone: the caller cannot take more for them now, and a backlog of one
+    /// saturated endpoint must not fill the batch meant for the others.
+    ///
+    /// The default ignores `skip`, which is correct but less fair; backends override it.
+    async fn claim_due_deliveries_skipping(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+        skip: &[EndpointId],
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let _ = skip;
+        self.claim_due_deliveries(now, limit, lease_until).await
+    }
+    /// Hands claimed deliveries back without an attempt: each one still `sending` under
+    /// the lease it was claimed with (`lease_until`; one another worker has claimed
+    /// since is left alone) becomes pending and due at `due_at`, its attempt count
+    /// unchanged. Used for deliveries a worker claimed but will not send (its endpoint
+    /// is full, or it is shutting down).
+    ///
+    /// The default does nothing, so the deliveries come back when their lease runs out;
+    /// backends override it.
+    async fn release_deliveries(
+        &self,
+        deliveries: Vec<(MessageId, EndpointId)>,
+        lease_until: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let _ = (deliveries, lease_until, due_at);
+        Ok(())
+    }
     /// Notified whenever deliveries become due at once (a message was accepted), so a
     /// dispatcher in this process sends them without waiting for its next poll.
     fn delivery_waker(&self) -> Arc<tokio::sync::Notify>;
