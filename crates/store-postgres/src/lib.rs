@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+mod accept;
 mod deliveries;
 mod error;
 mod listener;

@@ -1,14 +1,14 @@
 //! Group commit for message creates. A few writer tasks share one queue; each takes
-//! whatever has queued up (up to a batch size), runs every request in its own
-//! savepoint inside one transaction, commits once, then answers each waiter. A request
-//! still returns only after its own data is committed; a request that fails (a
-//! conflict, say) rolls back to its savepoint and the rest of the batch commits.
+//! whatever has queued up (up to a batch size), runs every request inside one
+//! transaction, commits once, then answers each waiter. A request still returns only
+//! after its own data is committed. A request that is rejected (a conflict, say) writes
+//! nothing and the rest of the batch commits ([`crate::accept`]); one whose statement
+//! fails aborts the transaction, and the batch's requests then run one by one.
 //!
 //! The batch takes its eventId locks first and in one global order, so batches on
 //! different nodes do not deadlock on them. Deadlocks on other rows (two batches
 //! creating the same apps or idempotency keys in opposite orders) are still possible;
-//! PostgreSQL aborts the losing statement, its job rolls back to its savepoint and runs
-//! again alone after the batch.
+//! PostgreSQL aborts one transaction, and its requests run again alone.
 
 use std::sync::Arc;
 
@@ -18,8 +18,8 @@ use sqlx::{Acquire, PgPool};
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use crate::{
+    accept::{self, JobError},
     error::{self, db},
-    messages,
 };
 
 /// The channel other nodes (and this one) listen on for "deliveries are due now".
@@ -83,32 +83,56 @@ async fn run_until_closed(shared: Arc<Shared>) {
     }
 }
 
+/// How a batch failed; nothing of it was committed.
+enum BatchFailure {
+    /// Starting or committing the transaction failed: every job gets the error.
+    Failed(StoreError),
+    /// One job's statement aborted the transaction: the jobs can run again one by one.
+    JobAborted(StoreError),
+}
+
 /// Commits one batch and answers its waiters.
 async fn commit(shared: &Shared, batch: Vec<Job>) {
-    let results = match run_batch(shared, &batch).await {
-        Ok(results) => results,
-        Err(e) => {
+    match run_batch(shared, &batch).await {
+        Ok(results) => {
+            for (job, result) in batch.into_iter().zip(results) {
+                // The waiter may have gone away (client disconnected): the data is
+                // committed regardless, which is what a retry with the same key sees.
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(BatchFailure::JobAborted(e)) if batch.len() > 1 => {
+            tracing::debug!(error = %e, jobs = batch.len(), "a job aborted its batch; running the jobs alone");
+            for job in batch {
+                let result = run_alone(shared, &job).await;
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(BatchFailure::JobAborted(e)) => {
+            let result = if error::is_deadlock(&e) { run_alone(shared, &batch[0]).await } else { Err(e) };
+            if let Some(job) = batch.into_iter().next() {
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(BatchFailure::Failed(e)) => {
             tracing::warn!(error = %e, jobs = batch.len(), "group commit failed");
             for job in batch {
                 let _ = job.reply.send(Err(copy_of(&e)));
             }
-            return;
-        }
-    };
-    let mut alone = Vec::new();
-    for (job, result) in batch.into_iter().zip(results) {
-        match result {
-            Err(e) if error::is_deadlock(&e) => alone.push(job),
-            // The waiter may have gone away (client disconnected): the data is committed
-            // regardless, which is what a retry with the same key sees.
-            other => drop(job.reply.send(other)),
         }
     }
-    for job in alone {
-        let result = run_batch(shared, std::slice::from_ref(&job))
-            .await
-            .and_then(|mut results| results.pop().unwrap_or_else(|| Err(error::internal("a batch lost its job"))));
-        let _ = job.reply.send(result);
+}
+
+/// Runs one job in its own transaction, once more if it loses a deadlock.
+async fn run_alone(shared: &Shared, job: &Job) -> StoreResult<MessageOutcome> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match run_batch(shared, std::slice::from_ref(job)).await {
+            Ok(mut results) => return results.pop().unwrap_or_else(|| Err(error::internal("a batch lost its job"))),
+            Err(BatchFailure::JobAborted(e)) if tries < 2 && error::is_deadlock(&e) => {}
+            Err(BatchFailure::JobAborted(e) | BatchFailure::Failed(e)) => return Err(e),
+        }
     }
 }
 
@@ -118,42 +142,32 @@ fn queued_due(result: &StoreResult<MessageOutcome>, now: DateTime<Utc>) -> bool 
         if !deliveries.is_empty() && message.deliver_at.is_none_or(|t| t <= now))
 }
 
-/// Runs `jobs` in one transaction; `Err` means nothing was committed.
-async fn run_batch(shared: &Shared, jobs: &[Job]) -> StoreResult<Vec<StoreResult<MessageOutcome>>> {
-    let mut conn = shared.pool.acquire().await.map_err(db)?;
-    let mut tx = conn.begin().await.map_err(db)?;
+/// Runs `jobs` in one transaction and commits what they wrote.
+async fn run_batch(shared: &Shared, jobs: &[Job]) -> Result<Vec<StoreResult<MessageOutcome>>, BatchFailure> {
+    let failed = |e: sqlx::Error| BatchFailure::Failed(db(e));
+    let mut conn = shared.pool.acquire().await.map_err(failed)?;
+    let mut tx = conn.begin().await.map_err(failed)?;
     let mut event_ids: Vec<&str> = jobs.iter().filter_map(|j| j.new.message.event_id.as_deref()).collect();
     event_ids.sort_unstable();
     event_ids.dedup();
-    messages::lock_event_ids(&mut tx, &event_ids).await?;
+    accept::lock_event_ids(&mut tx, &event_ids).await.map_err(BatchFailure::Failed)?;
+    let mut batch = accept::Batch::default();
     let mut results = Vec::with_capacity(jobs.len());
-    if let [job] = jobs {
-        // Alone, the transaction is the job's savepoint.
-        let result = messages::create(&mut tx, &job.new, job.now).await;
-        if result.is_err() {
-            tx.rollback().await.map_err(db)?;
-            return Ok(vec![result]);
-        }
-        results.push(result);
-    } else {
-        for job in jobs {
-            let mut savepoint = tx.begin().await.map_err(db)?;
-            let result = messages::create(&mut savepoint, &job.new, job.now).await;
-            if result.is_ok() {
-                savepoint.commit().await.map_err(db)?;
-            } else {
-                savepoint.rollback().await.map_err(db)?;
-            }
-            results.push(result);
+    for job in jobs {
+        match batch.create(&mut tx, &job.new, job.now).await {
+            Ok(outcome) => results.push(Ok(outcome)),
+            Err(JobError::Rejected(e)) => results.push(Err(e)),
+            // Dropping the transaction rolls it back.
+            Err(JobError::Aborted(e)) => return Err(BatchFailure::JobAborted(e)),
         }
     }
     let wake = jobs.iter().zip(&results).any(|(job, result)| queued_due(result, job.now));
     if wake {
         // Delivered at commit, to every node listening; identical notifications in one
         // transaction are folded into one.
-        sqlx::query("SELECT pg_notify($1, current_schema())").bind(CHANNEL).execute(&mut *tx).await.map_err(db)?;
+        sqlx::query("SELECT pg_notify($1, current_schema())").bind(CHANNEL).execute(&mut *tx).await.map_err(failed)?;
     }
-    tx.commit().await.map_err(db)?;
+    tx.commit().await.map_err(failed)?;
     if wake {
         shared.waker.notify_one();
     }

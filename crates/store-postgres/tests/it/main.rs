@@ -3,6 +3,7 @@
 //! versions). Each test gets a fresh schema; PostgreSQL must be running
 //! (`HERALD_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
 
+mod accept;
 mod cluster;
 mod conformance;
 mod migrations;
