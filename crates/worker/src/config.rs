@@ -30,8 +30,8 @@ pub struct WorkerConfig {
     /// Most concurrent requests to one endpoint.
     pub max_in_flight_per_endpoint: usize,
     /// Most deliveries of one endpoint waiting in memory for a free request slot. Past
-    /// that, claimed deliveries of a saturated endpoint are left under their lease and
-    /// sent after it runs out, so one slow endpoint cannot fill [`Self::max_in_flight`].
+    /// that the endpoint is skipped by claims (and a delivery claimed for it anyway is
+    /// handed back), so one slow endpoint cannot fill [`Self::max_in_flight`].
     pub max_queued_per_endpoint: usize,
     /// The periodic sweep for due deliveries; a safety net, since accepted messages
     /// wake the dispatcher at once and known retry times are waited for exactly.

@@ -4,21 +4,24 @@
 //!
 //! - **Bounds.** At most `max_in_flight` deliveries are in memory; the loop claims no
 //!   more than the free room. Each endpoint gets `max_in_flight_per_endpoint` requests
-//!   and `max_queued_per_endpoint` waiting deliveries; a delivery claimed for a full
-//!   endpoint is left under its lease and comes back when the lease runs out, so the
-//!   loop never blocks on a slow endpoint.
+//!   and `max_queued_per_endpoint` waiting deliveries; claims skip endpoints that hold
+//!   that many, so the loop never blocks on a slow endpoint and one endpoint's backlog
+//!   cannot fill the room other endpoints need.
 //! - **Wake-up.** The loop sleeps until the store says a message was accepted, the
-//!   recorder knows an earlier retry time, a slot frees up while full, or the poll
-//!   interval passes (the safety net for retries and other nodes' work).
-//! - **Shutdown.** Cancelling stops claiming; deliveries still waiting for a request
-//!   slot are dropped unsent, and those being sent finish (the request timeout bounds
-//!   them) and are recorded before the loop returns. Anything claimed but not recorded
-//!   keeps its lease and is claimed again once the lease expires: delivery is
-//!   at-least-once, and `webhook-id` lets receivers drop the duplicates.
+//!   recorder knows an earlier retry time, a skipped endpoint has drained, room frees
+//!   up while full, or the poll interval passes (the safety net for retries and other
+//!   nodes' work).
+//! - **Shutdown.** Cancelling stops claiming; those being sent finish (the request
+//!   timeout bounds them) and are recorded, deliveries still waiting for a request slot
+//!   are handed back to the queue unsent, and then the loop returns. Anything claimed
+//!   but neither recorded nor handed back (the process died, the store failed) keeps
+//!   its lease and is claimed again once the lease expires: delivery is at-least-once,
+//!   and `webhook-id` lets receivers drop the duplicates.
 
 use std::{sync::Arc, time::Duration};
 
-use herald_core::{Clock, to_millis};
+use chrono::{DateTime, Utc};
+use herald_core::{Clock, EndpointId, MessageId, to_millis};
 use herald_store::{ClaimedDelivery, DynStore, StoreResult};
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -81,28 +84,28 @@ impl Dispatcher {
     /// The store failed to claim.
     pub async fn run_until_idle(&self) -> StoreResult<()> {
         let config = &self.shared.config;
-        // Never more than one endpoint may hold, so nothing is left under a lease.
-        let limit = config.batch_size.min(config.max_held_per_endpoint());
+        let limit = config.batch_size.min(config.max_in_flight);
         let never = CancellationToken::new();
         loop {
-            let claimed = self.claim(limit).await?;
-            if claimed.is_empty() {
+            let claim = self.claim(limit).await?;
+            if claim.deliveries.is_empty() {
                 return Ok(());
             }
             let mut tasks = JoinSet::new();
-            self.start(claimed, &mut tasks, &never);
+            self.start(claim, &mut tasks, &never);
             while let Some(joined) = tasks.join_next().await {
-                report_panic(joined);
+                task_ended(joined);
             }
         }
     }
 
     /// Runs until `shutdown` is cancelled, then finishes and records the attempts in
-    /// progress and returns (see the module docs for what stays leased).
+    /// progress, hands back the deliveries that had not started, and returns.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) {
         let config = &self.shared.config;
         let waker = self.shared.store.delivery_waker();
         let mut tasks = JoinSet::new();
+        let mut unsent = Vec::new();
         tracing::info!(
             max_in_flight = config.max_in_flight,
             max_in_flight_per_endpoint = config.max_in_flight_per_endpoint,
@@ -110,14 +113,14 @@ impl Dispatcher {
         );
         while !shutdown.is_cancelled() {
             while let Some(joined) = tasks.try_join_next() {
-                report_panic(joined);
+                unsent.extend(task_ended(joined));
             }
             let room = config.batch_size.min(config.max_in_flight.saturating_sub(tasks.len()));
             if room > 0 {
                 match self.claim(room).await {
-                    Ok(claimed) => {
-                        let full = claimed.len() == room;
-                        self.start(claimed, &mut tasks, &shutdown);
+                    Ok(claim) => {
+                        let full = claim.deliveries.len() == room;
+                        self.start(claim, &mut tasks, &shutdown);
                         if full {
                             // More may be due; claim again before sleeping.
                             tokio::task::yield_now().await;
@@ -133,33 +136,33 @@ impl Dispatcher {
                 () = shutdown.cancelled() => {}
                 () = waker.notified() => {}
                 () = self.shared.retries.changed() => {}
-                Some(joined) = tasks.join_next(), if room == 0 => report_panic(joined),
+                () = self.shared.endpoints.room_freed() => {}
+                Some(joined) = tasks.join_next(), if room == 0 => unsent.extend(task_ended(joined)),
                 () = tokio::time::sleep(self.until_next_look()) => {}
             }
         }
         tracing::info!(deliveries.count = tasks.len(), "dispatcher stopping; finishing attempts in progress");
         while let Some(joined) = tasks.join_next().await {
-            report_panic(joined);
+            unsent.extend(task_ended(joined));
         }
+        self.hand_back(unsent).await;
         tracing::info!("dispatcher stopped");
     }
 
-    /// Claim step: leases up to `limit` due deliveries.
-    async fn claim(&self, limit: usize) -> StoreResult<Vec<ClaimedDelivery>> {
+    /// Claim step: leases up to `limit` due deliveries, skipping endpoints that are full.
+    async fn claim(&self, limit: usize) -> StoreResult<Claim> {
         let now = to_millis((self.shared.clock)());
         let lease = chrono::TimeDelta::from_std(self.shared.config.lease).unwrap_or(chrono::TimeDelta::MAX);
-        self.shared.store.claim_due_deliveries(now, limit, now + lease).await
+        let lease_until = now + lease;
+        let skip = self.shared.endpoints.saturated();
+        let deliveries = self.shared.store.claim_due_deliveries_skipping(now, limit, lease_until, &skip).await?;
+        Ok(Claim { deliveries, lease_until })
     }
 
-    /// Admits each claimed delivery to its endpoint and starts its task; deliveries of
-    /// full endpoints stay leased and are claimed again when the lease runs out.
-    fn start(&self, claimed: Vec<ClaimedDelivery>, tasks: &mut JoinSet<()>, stop: &CancellationToken) {
-        let mut deferred = 0usize;
-        for claimed in claimed {
-            let Some(admission) = self.shared.endpoints.admit(&claimed.endpoint.id) else {
-                deferred += 1;
-                continue;
-            };
+    /// Admits each claimed delivery to its endpoint and starts its task.
+    fn start(&self, claim: Claim, tasks: &mut JoinSet<TaskEnd>, stop: &CancellationToken) {
+        for claimed in claim.deliveries {
+            let admission = self.shared.endpoints.admit(&claimed.endpoint.id);
             let span = tracing::info_span!(
                 "delivery",
                 msg.id = %claimed.message.id,
@@ -167,11 +170,37 @@ impl Dispatcher {
                 app.id = %claimed.delivery.app_id,
                 attempt = claimed.delivery.attempts + 1,
             );
-            tasks.spawn(deliver(self.shared.clone(), claimed, admission, stop.clone()).instrument(span));
+            let task = deliver(self.shared.clone(), claimed, admission, claim.lease_until, stop.clone());
+            tasks.spawn(task.instrument(span));
         }
-        if deferred > 0 {
-            tracing::debug!(deliveries.count = deferred, "endpoints at capacity; deferring until the lease runs out");
+    }
+
+    /// Hands back deliveries claimed but never sent, logging a failure (their leases
+    /// then bring them back).
+    async fn hand_back(&self, unsent: Vec<Unsent>) {
+        if unsent.is_empty() {
+            return;
         }
+        let count = unsent.len();
+        match self.release(unsent).await {
+            Ok(()) => tracing::info!(deliveries.count = count, "handed back deliveries that had not started"),
+            Err(error) => tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                deliveries.count = count,
+                "could not hand back unsent deliveries; they are sent again when their lease runs out"
+            ),
+        }
+    }
+
+    /// Makes `unsent` due again now, one store call per lease they were claimed under.
+    async fn release(&self, mut unsent: Vec<Unsent>) -> StoreResult<()> {
+        let now = to_millis((self.shared.clock)());
+        unsent.sort_by_key(|u| u.lease_until);
+        for group in unsent.chunk_by(|a, b| a.lease_until == b.lease_until) {
+            let keys = group.iter().map(|u| (u.msg_id.clone(), u.endpoint_id.clone())).collect();
+            self.shared.store.release_deliveries(keys, group[0].lease_until, now).await?;
+        }
+        Ok(())
     }
 
     /// How long to sleep when nothing more is due: the poll interval, or less when a
@@ -186,12 +215,41 @@ impl Dispatcher {
     }
 }
 
+/// What one claim returned, and the lease it holds them under.
+struct Claim {
+    deliveries: Vec<ClaimedDelivery>,
+    lease_until: DateTime<Utc>,
+}
+
+/// A delivery claimed but not sent, to hand back.
+struct Unsent {
+    msg_id: MessageId,
+    endpoint_id: EndpointId,
+    lease_until: DateTime<Utc>,
+}
+
+/// How a delivery task ended.
+enum TaskEnd {
+    /// Attempted (and recorded, unless the store kept failing).
+    Attempted,
+    /// Stopped by shutdown before it got a request slot.
+    NotStarted(Unsent),
+}
+
 /// One delivery's task: wait for a request slot of its endpoint, attempt, record.
-async fn deliver(shared: Arc<Shared>, claimed: ClaimedDelivery, admission: Admission, stop: CancellationToken) {
+async fn deliver(
+    shared: Arc<Shared>,
+    claimed: ClaimedDelivery,
+    admission: Admission,
+    lease_until: DateTime<Utc>,
+    stop: CancellationToken,
+) -> TaskEnd {
     let slot = tokio::select! {
         biased;
-        // Not started yet: leave it under its lease for the next claim.
-        () = stop.cancelled() => return,
+        () = stop.cancelled() => {
+            let ClaimedDelivery { message, endpoint, .. } = claimed;
+            return TaskEnd::NotStarted(Unsent { msg_id: message.id, endpoint_id: endpoint.id, lease_until });
+        }
         slot = admission.request_slot() => slot,
     };
     let config = &shared.config;
@@ -208,12 +266,19 @@ async fn deliver(shared: Arc<Shared>, claimed: ClaimedDelivery, admission: Admis
     drop(slot);
     // A failed write is logged by the recorder; the lease brings the delivery back.
     shared.recorder.record(result).await;
+    TaskEnd::Attempted
 }
 
-fn report_panic(joined: Result<(), JoinError>) {
-    if let Err(error) = joined
-        && error.is_panic()
-    {
-        tracing::error!("a delivery task panicked; its delivery is sent again when its lease runs out");
+/// The delivery to hand back, if the task stopped before sending.
+fn task_ended(joined: Result<TaskEnd, JoinError>) -> Option<Unsent> {
+    match joined {
+        Ok(TaskEnd::NotStarted(unsent)) => Some(unsent),
+        Ok(TaskEnd::Attempted) => None,
+        Err(error) => {
+            if error.is_panic() {
+                tracing::error!("a delivery task panicked; its delivery is sent again when its lease runs out");
+            }
+            None
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! A slow endpoint must not delay others (SECURITY.md b6): per-endpoint request slots,
-//! a bound on what one endpoint may hold in memory, and deliveries of a full endpoint
-//! left under their lease instead of blocking the claim loop.
+//! a bound on what one endpoint may hold in memory (claims skip a full endpoint), and a
+//! global bound on deliveries in flight.
 
 use std::time::Duration;
 
@@ -32,7 +32,6 @@ async fn a_hanging_endpoint_does_not_delay_another_endpoint_of_the_same_app() {
         poll_interval: Duration::from_millis(50),
         ..config()
     };
-    let lease = config.lease;
     let (handle, shutdown) = h.spawn(config);
 
     let mut slow_messages = Vec::new();
@@ -48,10 +47,8 @@ async fn a_hanging_endpoint_does_not_delay_another_endpoint_of_the_same_app() {
     assert_eq!(slow.answered(), 0, "every fast message arrived while the slow endpoint still hung");
     assert_eq!(slow.received(), 4, "the slow endpoint never gets more than its request slots");
 
-    // Let the slow endpoint answer, and let the leases of the deliveries it could not
-    // take run out, so they come back.
+    // Once the slow endpoint answers, the deliveries its claims skipped are sent too.
     slow.release();
-    h.clock.advance(lease + Duration::from_secs(1));
     for msg in &slow_messages {
         h.wait_for_status(msg, DeliveryStatus::Success).await;
     }
@@ -79,11 +76,13 @@ async fn the_global_bound_caps_what_is_in_flight() {
         poll_interval: Duration::from_millis(50),
         ..config()
     };
-    let lease = config.lease;
-    let (handle, shutdown) = h.spawn(config);
+    // Distinct creation times, so claims take whole messages in order and no endpoint
+    // gets more than its two request slots' worth among the first six.
     for _ in 0..3 {
         h.message(&app).await;
+        h.clock.advance(Duration::from_millis(1));
     }
+    let (handle, shutdown) = h.spawn(config);
 
     let in_flight = || receivers.iter().map(Receiver::received).sum::<usize>();
     eventually("six requests in flight", || async { (in_flight() == 6).then_some(()) }).await;
@@ -93,9 +92,32 @@ async fn the_global_bound_caps_what_is_in_flight() {
     for receiver in &receivers {
         receiver.release();
     }
-    // Deliveries claimed for a full endpoint wait out their lease.
-    h.clock.advance(lease + Duration::from_secs(1));
     eventually("all twelve deliveries to be sent", || async { (in_flight() == 12).then_some(()) }).await;
+    shutdown.cancel();
+    handle.stopped().await.unwrap();
+    h.assert_drained().await;
+}
+
+#[tokio::test]
+async fn a_busy_endpoints_backlog_is_refilled_in_batches_without_a_poll() {
+    let h = Harness::new(TestClock::running());
+    let receiver = Receiver::start().await;
+    let app = h.app().await;
+    h.endpoint(&app, &receiver.url("/hook")).await;
+    for _ in 0..200 {
+        h.message(&app).await;
+    }
+    let config = WorkerConfig {
+        max_in_flight_per_endpoint: 4,
+        max_queued_per_endpoint: 4,
+        batch_size: 10,
+        poll_interval: Duration::from_secs(3600),
+        ..config()
+    };
+
+    let (handle, shutdown) = h.spawn(config);
+
+    receiver.wait_for(200).await;
     shutdown.cancel();
     handle.stopped().await.unwrap();
     h.assert_drained().await;

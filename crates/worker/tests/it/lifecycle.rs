@@ -80,14 +80,13 @@ async fn a_delivery_claimed_by_a_dead_worker_is_sent_after_its_lease() {
 }
 
 #[tokio::test]
-async fn shutdown_finishes_the_attempt_in_flight_and_leaves_the_rest_leased() {
+async fn shutdown_finishes_the_attempt_in_flight_and_hands_back_the_rest() {
     let h = Harness::new(TestClock::running());
     let receiver = Receiver::start().await;
     receiver.respond_with(Reply::ok().held());
     let app = h.app().await;
     h.endpoint(&app, &receiver.url("/hook")).await;
     let config = WorkerConfig { max_in_flight_per_endpoint: 1, max_queued_per_endpoint: 1, ..config() };
-    let lease = config.lease;
     let (handle, shutdown) = h.spawn(config.clone());
     let first = h.message(&app).await;
     let second = h.message(&app).await;
@@ -98,12 +97,16 @@ async fn shutdown_finishes_the_attempt_in_flight_and_leaves_the_rest_leased() {
     handle.stopped().await.unwrap();
 
     assert_eq!(receiver.received(), 1, "nothing new starts after shutdown");
-    let mut statuses = vec![h.delivery(&first).await.status, h.delivery(&second).await.status];
-    statuses.sort_by_key(|s| s.code());
-    assert_eq!(statuses, [DeliveryStatus::Success, DeliveryStatus::Sending], "the finished attempt is recorded");
+    let mut states = [h.delivery(&first).await, h.delivery(&second).await];
+    states.sort_by_key(|d| d.status.code());
+    let summary: Vec<_> = states.iter().map(|d| (d.status, d.attempts)).collect();
+    assert_eq!(
+        summary,
+        [(DeliveryStatus::Success, 1), (DeliveryStatus::Pending, 0)],
+        "the finished attempt is recorded; the waiting delivery is handed back unsent"
+    );
+    assert!(states[1].next_attempt_at <= h.clock.now(), "due at once, not after its lease");
 
-    // The one that never started is sent by the next worker once its lease runs out.
-    h.clock.advance(lease + Duration::from_secs(1));
     h.dispatcher(config).run_until_idle().await.unwrap();
     assert_eq!(receiver.received(), 2);
     h.assert_drained().await;
