@@ -15,10 +15,11 @@
 //! 6. **schedule**: the loop wakes when a message is accepted, when a retry is due,
 //!    or at the poll interval.
 //!
-//! Delivery is **at-least-once**: a delivery claimed by a worker that stops or dies
-//! before recording its attempt keeps its lease, and any worker sends it again once
-//! the lease runs out. Receivers deduplicate on `webhook-id`, which stays the same
-//! across attempts.
+//! Delivery is **at-least-once**: a delivery claimed by a worker that dies (or cannot
+//! reach the store) before recording its attempt keeps its lease, and any worker sends
+//! it again once the lease runs out; a graceful stop finishes the requests in flight and
+//! hands the unstarted ones back at once. Receivers deduplicate on `webhook-id`, which
+//! stays the same across attempts.
 //!
 //! The worker never logs payloads, secrets, signatures or response bodies. It does
 //! not know about HTTP routing (`api`) or configuration files (`server`).
