@@ -1,0 +1,187 @@
+//! `herald-bench deliver`: how fast accepted messages reach a receiver on loopback.
+//!
+//! Three phases, each on a fresh server: delivery throughput with 1 and with 10
+//! endpoints per message (messages are queued with a common `deliverAt`, so sending is
+//! timed apart from ingest), end-to-end latency at a steady rate, and the server's peak
+//! RSS while a backlog of deliveries to a slow receiver is queued.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, ensure};
+use clap::Args;
+
+use crate::{
+    api::{Api, message_body},
+    server::{ChildServer, Receiver, print_latency},
+};
+
+#[derive(Args)]
+pub struct DeliverArgs {
+    /// The `herald` binary to start [default: `herald` next to this binary].
+    #[arg(long)]
+    server_bin: Option<std::path::PathBuf>,
+    /// Messages for the throughput phase.
+    #[arg(long, default_value_t = 20_000)]
+    messages: u64,
+    /// Endpoints per message in the throughput phase (comma-separated runs).
+    #[arg(long, default_value = "1,10", value_delimiter = ',')]
+    endpoints: Vec<usize>,
+    /// Messages per second in the latency phase.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// How long the latency phase sends.
+    #[arg(long, default_value = "20s", value_parser = crate::parse_run_time)]
+    steady: Duration,
+    /// Deliveries queued in the backlog phase (0 skips it).
+    #[arg(long, default_value_t = 100_000)]
+    queued: u64,
+    /// Size of each message's payload in bytes.
+    #[arg(long, default_value_t = 1024)]
+    payload_bytes: usize,
+    /// Concurrent clients creating messages.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Longest wait for deliveries to arrive in any phase.
+    #[arg(long, default_value = "300s", value_parser = crate::parse_run_time)]
+    timeout: Duration,
+}
+
+pub async fn run(args: DeliverArgs) -> anyhow::Result<()> {
+    for &endpoints in &args.endpoints {
+        throughput(&args, endpoints).await?;
+    }
+    if args.rate > 0 {
+        steady_latency(&args).await?;
+    }
+    if args.queued > 0 {
+        backlog(&args).await?;
+    }
+    Ok(())
+}
+
+struct Setup {
+    server: ChildServer,
+    receiver: Receiver,
+    api: Api,
+    epoch: Instant,
+}
+
+async fn start(args: &DeliverArgs) -> anyhow::Result<Setup> {
+    let epoch = Instant::now();
+    let server = ChildServer::start(args.server_bin.clone())?;
+    let receiver = Receiver::start(epoch).await?;
+    let api = Api::new(&format!("http://{}", server.addr), &server.token, args.clients)?;
+    Ok(Setup { server, receiver, api, epoch })
+}
+
+/// Posts `count` messages from `clients` concurrent clients; returns how many were accepted.
+async fn post_many(setup: &Setup, url: &str, count: u64, args: &DeliverArgs, deliver_at: Option<&str>) -> u64 {
+    let next = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..args.clients)
+        .map(|_| {
+            let (api, url, next, accepted) = (setup.api.clone(), url.to_owned(), next.clone(), accepted.clone());
+            let (epoch, size, deliver_at) = (setup.epoch, args.payload_bytes, deliver_at.map(str::to_owned));
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < count {
+                    if api.post(&url, message_body(size, epoch, deliver_at.as_deref()), None).await {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        let _ = task.await;
+    }
+    accepted.load(Ordering::Relaxed)
+}
+
+/// Waits until the receiver has `want` requests; returns the time of the first and
+/// the last arrival as seen by polling every millisecond.
+async fn wait_for(receiver: &Receiver, want: u64, timeout: Duration) -> anyhow::Result<(Instant, Instant)> {
+    let deadline = Instant::now() + timeout;
+    let mut first = None;
+    loop {
+        let got = receiver.received();
+        if got > 0 && first.is_none() {
+            first = Some(Instant::now());
+        }
+        if got >= want {
+            return Ok((first.unwrap_or_else(Instant::now), Instant::now()));
+        }
+        ensure!(Instant::now() < deadline, "only {got} of {want} deliveries arrived within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn throughput(args: &DeliverArgs, endpoints: usize) -> anyhow::Result<()> {
+    let setup = start(args).await?;
+    let url = setup.api.setup(endpoints, &setup.receiver.url()).await?;
+    // Queue everything for one moment far enough ahead that ingest finishes first.
+    let lead = Duration::from_secs(10 + args.messages / 2_000);
+    let due = chrono::Utc::now() + lead;
+    let due_text = due.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let ingest_started = Instant::now();
+    let accepted = post_many(&setup, &url, args.messages, args, Some(&due_text)).await;
+    let ingest = ingest_started.elapsed();
+    ensure!(chrono::Utc::now() < due, "ingest took {ingest:?}, longer than the {lead:?} lead; use fewer --messages");
+    ensure!(setup.receiver.received() == 0, "deliveries arrived before their deliverAt");
+    let want = accepted * endpoints as u64;
+    let (first, last) = wait_for(&setup.receiver, want, lead + args.timeout).await?;
+    let sending = last.duration_since(first).max(Duration::from_millis(1));
+    println!(
+        "deliver x{endpoints:<2}: {want} deliveries ({accepted} messages) in {:.2}s from first to last: {:.0} deliveries/s \
+         (queued in {:.1}s)",
+        sending.as_secs_f64(),
+        want as f64 / sending.as_secs_f64(),
+        ingest.as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn steady_latency(args: &DeliverArgs) -> anyhow::Result<()> {
+    let setup = start(args).await?;
+    let url = setup.api.setup(1, &setup.receiver.url()).await?;
+    let total = args.rate * args.steady.as_secs().max(1);
+    let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        ticker.tick().await;
+        let (api, url, body) = (setup.api.clone(), url.clone(), message_body(args.payload_bytes, setup.epoch, None));
+        tasks.push(tokio::spawn(async move { api.post(&url, body, None).await }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += u64::from(task.await.context("sender task")?);
+    }
+    wait_for(&setup.receiver, accepted, args.timeout).await?;
+    println!("steady {} msg/s for {:?}: {accepted} messages delivered", args.rate, args.steady);
+    print_latency("end-to-end:", &setup.receiver.take_latency());
+    println!("server RSS: peak {:.1} MiB (VmHWM)", setup.server.peak_rss_kib()? as f64 / 1024.0);
+    Ok(())
+}
+
+async fn backlog(args: &DeliverArgs) -> anyhow::Result<()> {
+    let setup = start(args).await?;
+    let url = setup.api.setup(1, &setup.receiver.slow_url()).await?;
+    let started = Instant::now();
+    let accepted = post_many(&setup, &url, args.queued, args, None).await;
+    println!(
+        "backlog: {accepted} deliveries queued to a receiver answering after 10 s ({:.1}s to accept)",
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "server RSS: peak {:.1} MiB (VmHWM) with the backlog queued",
+        setup.server.peak_rss_kib()? as f64 / 1024.0
+    );
+    Ok(())
+}

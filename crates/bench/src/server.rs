@@ -1,0 +1,193 @@
+//! `herald serve` as a child process on a temp SQLite file, and the in-process receiver
+//! that webhooks are delivered to. Everything listens on 127.0.0.1 only.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail, ensure};
+use axum::{body::Bytes, extract::State, http::StatusCode, routing::post};
+use hdrhistogram::Histogram;
+
+/// How long `/slow` takes to answer: a receiver that keeps a backlog queued.
+const SLOW_ANSWER: Duration = Duration::from_secs(10);
+/// How long the child server gets to print its address.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `herald serve` as a child process on a temp database, killed on drop.
+pub struct ChildServer {
+    child: Child,
+    pub addr: SocketAddr,
+    pub token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ChildServer {
+    /// Starts `bin` (default: `herald` next to this binary) with loopback delivery
+    /// allowed, so webhooks can reach the bench's own receiver.
+    pub fn start(bin: Option<PathBuf>) -> anyhow::Result<Self> {
+        let bin = match bin {
+            Some(bin) => bin,
+            None => std::env::current_exe()?.with_file_name("herald"),
+        };
+        ensure!(
+            bin.exists(),
+            "{} not found: build it with `cargo build --release -p herald-cli`, or pass --server-bin",
+            bin.display()
+        );
+        let dir = tempfile::tempdir()?;
+        let token = format!("bench_{:032x}", rand::random::<u128>());
+        let mut child = Command::new(&bin)
+            .arg("serve")
+            .env("HERALD_LISTEN", "127.0.0.1:0")
+            .env("HERALD_DATABASE_URL", format!("sqlite://{}", dir.path().join("bench.db").display()))
+            .env("HERALD_ADMIN_TOKEN", &token)
+            .env("HERALD_ALLOW_CIDRS", "127.0.0.1/32")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+
+        // Read stdout on a thread so the wait is bounded by a deadline.
+        let stdout = child.stdout.take().context("child stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                bail!("{} did not report its address within {STARTUP_TIMEOUT:?}", bin.display());
+            };
+            if let Some(addr) = line.strip_prefix("Herald listening on http://") {
+                break addr.trim().parse().context("parsing the server address")?;
+            }
+        };
+        Ok(Self { child, addr, token, _dir: dir })
+    }
+
+    /// Peak resident set size of the child so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM line")?;
+        let kib = line.split_whitespace().nth(1).context("malformed VmHWM line")?;
+        Ok(kib.parse()?)
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Counts deliveries and, for payloads carrying `"sent_us"` (microseconds since
+/// `epoch`), the end-to-end latency from create request to receipt.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    state: Arc<ReceiverState>,
+}
+
+struct ReceiverState {
+    epoch: Instant,
+    received: AtomicU64,
+    latency: Mutex<Histogram<u64>>,
+}
+
+impl Receiver {
+    /// Starts the receiver on 127.0.0.1:0; it answers 200 at once.
+    pub async fn start(epoch: Instant) -> anyhow::Result<Self> {
+        let state = Arc::new(ReceiverState {
+            epoch,
+            received: AtomicU64::new(0),
+            latency: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
+        });
+        let app = axum::Router::new()
+            .route("/hook", post(receive))
+            .route("/slow", post(|| async { tokio::time::sleep(SLOW_ANSWER).await }))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Self { addr, state })
+    }
+
+    /// The URL endpoints point at; it answers 200 at once.
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    /// A URL that answers only after 10 s, so deliveries pile up.
+    pub fn slow_url(&self) -> String {
+        format!("http://{}/slow", self.addr)
+    }
+
+    /// Requests received so far.
+    pub fn received(&self) -> u64 {
+        self.state.received.load(Ordering::Relaxed)
+    }
+
+    /// Takes the latency histogram recorded so far, leaving an empty one.
+    pub fn take_latency(&self) -> Histogram<u64> {
+        let mut hist = self.state.latency.lock().expect("latency lock");
+        let out = hist.clone();
+        hist.reset();
+        out
+    }
+}
+
+async fn receive(State(state): State<Arc<ReceiverState>>, body: Bytes) -> StatusCode {
+    state.received.fetch_add(1, Ordering::Relaxed);
+    if let Some(sent) = sent_us(&body) {
+        let now = u64::try_from(state.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        state.latency.lock().expect("latency lock").saturating_record(now.saturating_sub(sent).max(1));
+    }
+    StatusCode::OK
+}
+
+/// Reads `"sent_us":N` from the front of a bench payload without parsing the rest.
+fn sent_us(body: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"sent_us\":";
+    let start = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits = body[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&body[start..start + digits]).ok()?.parse().ok()
+}
+
+/// Prints p50/p99/max of a histogram in milliseconds.
+pub fn print_latency(label: &str, hist: &Histogram<u64>) {
+    println!(
+        "{label:<12}p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples)",
+        hist.value_at_quantile(0.50) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        hist.max() as f64 / 1000.0,
+        hist.len()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_time_is_read_from_the_payload() {
+        assert_eq!(sent_us(br#"{"sent_us":1234,"data":"x"}"#), Some(1234));
+        assert_eq!(sent_us(br#"{"data":"x"}"#), None);
+    }
+}
