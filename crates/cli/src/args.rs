@@ -52,8 +52,8 @@ pub struct StoreArgs {
     /// variables override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Database URL: sqlite://PATH or sqlite:PATH [env: HERALD_DATABASE_URL]
-    /// [default: sqlite://herald.db]
+    /// Database URL: sqlite://PATH, sqlite:PATH or postgres://USER:PASSWORD@HOST/DB
+    /// [env: HERALD_DATABASE_URL] [default: sqlite://herald.db]
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
 }
@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// from the bound address]
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// What this node runs: all (API and delivery), api or worker
+    /// [env: HERALD_ROLE] [default: all]
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
     /// Longest a request may take before a 408 answer
     /// [env: HERALD_SERVER__REQUEST_TIMEOUT] [default: 30s]
     #[arg(long, value_name = "DURATION")]
@@ -111,6 +115,7 @@ impl ServeArgs {
         o.set("server.listen", self.listen.as_deref())
             .set("server.public_url", self.public_url.as_deref())
             .set("server.request_timeout", self.request_timeout.as_deref())
+            .set("server.role", self.role.as_deref())
             .set("api.max_body_bytes", self.max_body_bytes.as_deref())
             .set("api.rate_limit", self.rate_limit.as_deref())
             .set("net.allow_cidrs", self.allow_cidrs.as_deref())

@@ -13,13 +13,12 @@ use herald_store::StoreError;
 /// How long `healthcheck` waits for the server in all.
 const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Opens (creating or migrating) the configured database.
+/// Creates the configured database's schema, or brings it up to date.
 ///
 /// # Errors
 /// The database cannot be opened or migrated.
-pub fn migrate(config: &Config) -> anyhow::Result<()> {
-    herald_server::open_store(config)?;
-    println!("Database ready: {}", config.store.database_url);
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    println!("{}", herald_server::migrate(config).await?);
     Ok(())
 }
 
@@ -29,7 +28,7 @@ pub fn migrate(config: &Config) -> anyhow::Result<()> {
 /// # Errors
 /// The application does not exist or the store fails.
 pub async fn token_create(config: &Config, app: Option<&str>) -> anyhow::Result<String> {
-    let store = herald_server::open_store(config)?;
+    let store = herald_server::open_store(config).await?;
     let app_id = match app {
         None => None,
         Some(key) => match store.get_application(key).await {

@@ -41,7 +41,7 @@ async fn dispatch(command: Command, env: &ProcessEnv) -> Result<(), Failure> {
         Command::Serve(args) => serve(&args, env).await,
         Command::Migrate(args) => {
             let config = load(args.config.as_deref(), env, &args.overrides())?;
-            Ok(commands::migrate(&config)?)
+            Ok(commands::migrate(&config).await?)
         }
         Command::Token(TokenCommand::Create(args)) => {
             let config = load(args.store.config.as_deref(), env, &args.store.overrides())?;

@@ -28,6 +28,10 @@ use serde::Deserialize;
 /// The commented reference configuration, built into the binary as the lowest layer.
 pub const DEFAULT_TOML: &str = include_str!("../config.default.toml");
 
+/// How much longer than one delivery attempt a lease must be (as the worker requires),
+/// so an attempt is recorded before another node may claim the delivery again.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
 /// Shortest accepted `HERALD_ADMIN_TOKEN`, so a guessable bootstrap token is refused.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
@@ -53,12 +57,18 @@ pub const SETTINGS: &[Setting] = &[
     setting("server.listen", "HERALD_LISTEN", Some("listen")),
     setting("server.public_url", "HERALD_PUBLIC_URL", Some("public-url")),
     setting("server.request_timeout", "HERALD_SERVER__REQUEST_TIMEOUT", Some("request-timeout")),
+    setting("server.role", "HERALD_ROLE", Some("role")),
     setting("store.database_url", "HERALD_DATABASE_URL", Some("database-url")),
+    setting("store.pool_size", "HERALD_STORE__POOL_SIZE", None),
+    setting("store.statement_timeout_ms", "HERALD_STORE__STATEMENT_TIMEOUT_MS", None),
+    setting("store.acquire_timeout_ms", "HERALD_STORE__ACQUIRE_TIMEOUT_MS", None),
     Setting { key: "auth.admin_token", env: "HERALD_ADMIN_TOKEN", flag: None, secret: true },
     setting("api.max_body_bytes", "HERALD_MAX_BODY_BYTES", Some("max-body-bytes")),
     setting("api.rate_limit", "HERALD_RATE_LIMIT", Some("rate-limit")),
     setting("net.allow_cidrs", "HERALD_ALLOW_CIDRS", Some("allow-cidrs")),
     setting("worker.retry_schedule", "HERALD_RETRY_SCHEDULE", Some("retry-schedule")),
+    setting("worker.lease_ms", "HERALD_WORKER__LEASE_MS", None),
+    setting("worker.request_timeout_ms", "HERALD_WORKER__REQUEST_TIMEOUT_MS", None),
     setting("log.format", "HERALD_LOG_FORMAT", Some("log-format")),
 ];
 
@@ -173,12 +183,16 @@ struct RawServer {
     listen: Option<String>,
     public_url: Option<String>,
     request_timeout: Option<String>,
+    role: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawStore {
     database_url: Option<String>,
+    pool_size: Option<Scalar>,
+    statement_timeout_ms: Option<Scalar>,
+    acquire_timeout_ms: Option<Scalar>,
 }
 
 #[derive(Deserialize, Default)]
@@ -204,6 +218,8 @@ struct RawNet {
 #[serde(deny_unknown_fields)]
 struct RawWorker {
     retry_schedule: Option<String>,
+    lease_ms: Option<Scalar>,
+    request_timeout_ms: Option<Scalar>,
 }
 
 #[derive(Deserialize, Default)]
@@ -243,12 +259,18 @@ impl RawFile {
             ("server.listen", self.server.listen),
             ("server.public_url", self.server.public_url),
             ("server.request_timeout", self.server.request_timeout),
+            ("server.role", self.server.role),
             ("store.database_url", self.store.database_url),
+            ("store.pool_size", self.store.pool_size.map(scalar)),
+            ("store.statement_timeout_ms", self.store.statement_timeout_ms.map(scalar)),
+            ("store.acquire_timeout_ms", self.store.acquire_timeout_ms.map(scalar)),
             ("auth.admin_token", self.auth.admin_token),
             ("api.max_body_bytes", self.api.max_body_bytes.map(scalar)),
             ("api.rate_limit", self.api.rate_limit),
             ("net.allow_cidrs", self.net.allow_cidrs.map(list)),
             ("worker.retry_schedule", self.worker.retry_schedule),
+            ("worker.lease_ms", self.worker.lease_ms.map(scalar)),
+            ("worker.request_timeout_ms", self.worker.request_timeout_ms.map(scalar)),
             ("log.format", self.log.format),
         ]
         .into_iter()
@@ -351,6 +373,46 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Deadline for producing a response (`HERALD_SERVER__REQUEST_TIMEOUT`).
     pub request_timeout: Duration,
+    /// What this node runs (`HERALD_ROLE`).
+    pub role: Role,
+}
+
+/// What a node runs. Any number of nodes of any role can share one PostgreSQL database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Role {
+    /// The HTTP API only: messages are accepted and stored, other nodes deliver them.
+    Api,
+    /// The delivery dispatcher only; the listener answers `GET /api/v1/health` and
+    /// nothing else.
+    Worker,
+    /// Both (the default).
+    #[default]
+    All,
+}
+
+impl Role {
+    /// Whether this node serves the HTTP API.
+    pub fn is_api(self) -> bool {
+        matches!(self, Self::Api | Self::All)
+    }
+
+    /// Whether this node runs the delivery dispatcher.
+    pub fn is_worker(self) -> bool {
+        matches!(self, Self::Worker | Self::All)
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "api" => Ok(Self::Api),
+            "worker" => Ok(Self::Worker),
+            "all" => Ok(Self::All),
+            _ => Err("expected `api`, `worker` or `all`".to_owned()),
+        }
+    }
 }
 
 /// `[store]`: where data lives.
@@ -358,6 +420,14 @@ pub struct ServerConfig {
 pub struct StoreConfig {
     /// `HERALD_DATABASE_URL`.
     pub database_url: DatabaseUrl,
+    /// PostgreSQL: connections in this node's pool (`store.pool_size`).
+    pub pool_size: u32,
+    /// PostgreSQL: the longest one statement may run; `None` (written 0) for no limit
+    /// (`store.statement_timeout_ms`).
+    pub statement_timeout: Option<Duration>,
+    /// PostgreSQL: the longest a request waits for a pooled connection before it is
+    /// answered 503 (`store.acquire_timeout_ms`).
+    pub acquire_timeout: Duration,
 }
 
 /// `[auth]`: the bootstrap admin token.
@@ -384,10 +454,16 @@ pub struct NetConfig {
 }
 
 /// `[worker]`: delivery.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// `HERALD_RETRY_SCHEDULE`.
     pub retry_schedule: RetrySchedule,
+    /// How long a claimed delivery stays reserved for this node (`worker.lease_ms`);
+    /// a node that dies loses its claims when the lease runs out.
+    pub lease: Duration,
+    /// Deadline for one delivery attempt (`worker.request_timeout_ms`). The lease must
+    /// exceed it by at least 5 s.
+    pub request_timeout: Duration,
 }
 
 /// `[log]`: log output.
@@ -440,8 +516,16 @@ impl Config {
                     Ok(d) => Ok(d),
                     Err(e) => Err(e.to_string()),
                 })?,
+                role: l.require("server.role", str::parse)?,
             },
-            store: StoreConfig { database_url: l.require("store.database_url", str::parse)? },
+            store: StoreConfig {
+                database_url: l.require("store.database_url", str::parse)?,
+                pool_size: l.require("store.pool_size", |v| parse_count(v, 1, 10_000))?,
+                statement_timeout: l.require("store.statement_timeout_ms", |v| {
+                    parse_millis(v, 0).map(|d| (!d.is_zero()).then_some(d))
+                })?,
+                acquire_timeout: l.require("store.acquire_timeout_ms", |v| parse_millis(v, 1))?,
+            },
             auth: AuthConfig { admin_token: l.get("auth.admin_token", parse_admin_token)? },
             api: ApiSettings {
                 max_body_bytes: l.require("api.max_body_bytes", parse_byte_size)?,
@@ -450,8 +534,20 @@ impl Config {
             net: NetConfig {
                 allow_cidrs: l.require("net.allow_cidrs", |v| AllowList::parse(v).map_err(|e| e.to_string()))?,
             },
-            worker: WorkerConfig {
-                retry_schedule: l.require("worker.retry_schedule", |v| v.parse().map_err(|e| format!("{e}")))?,
+            worker: {
+                let request_timeout = l.require("worker.request_timeout_ms", |v| parse_millis(v, 1))?;
+                WorkerConfig {
+                    retry_schedule: l.require("worker.retry_schedule", |v| v.parse().map_err(|e| format!("{e}")))?,
+                    lease: l.require("worker.lease_ms", |v| match parse_millis(v, 1)? {
+                        lease if lease < request_timeout + LEASE_MARGIN => Err(format!(
+                            "must exceed worker.request_timeout_ms ({} ms) by at least {} s",
+                            request_timeout.as_millis(),
+                            LEASE_MARGIN.as_secs()
+                        )),
+                        lease => Ok(lease),
+                    })?,
+                    request_timeout,
+                }
             },
             log: LogConfig {
                 format: l.require("log.format", |v| match v {
@@ -508,6 +604,23 @@ fn parse_admin_token(v: &str) -> Result<SecretString, String> {
         return Err("must be printable ASCII without spaces".to_owned());
     }
     Ok(SecretString::from(v))
+}
+
+/// Parses a whole number between `min` and `max`.
+fn parse_count(v: &str, min: u32, max: u32) -> Result<u32, String> {
+    match v.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from {min} to {max}")),
+    }
+}
+
+/// Parses a number of milliseconds, at least `min` and at most a day.
+fn parse_millis(v: &str, min: u64) -> Result<Duration, String> {
+    const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+    match v.parse::<u64>() {
+        Ok(n) if (min..=DAY_MS).contains(&n) => Ok(Duration::from_millis(n)),
+        _ => Err(format!("expected a number of milliseconds from {min} to {DAY_MS}")),
+    }
 }
 
 /// Parses `1048576`, `64KiB` or `1MiB` (also `KB`/`MB` as powers of 1000).
@@ -640,6 +753,11 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.server.listen, "127.0.0.1:8071".parse().unwrap());
         assert_eq!(c.store.database_url, DatabaseUrl::Sqlite("herald.db".into()));
+        assert_eq!(c.server.role, Role::All);
+        assert_eq!(c.store.pool_size, 10);
+        assert_eq!(c.store.statement_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(c.store.acquire_timeout, Duration::from_secs(5));
+        assert_eq!((c.worker.lease, c.worker.request_timeout), (Duration::from_secs(60), Duration::from_secs(15)));
         assert!(c.auth.admin_token.is_none());
         assert_eq!(c.api.max_body_bytes, 1024 * 1024);
         assert_eq!(c.api.rate_limit, None);
@@ -671,8 +789,12 @@ mod tests {
             listen = "0.0.0.0:9000"
             public_url = "https://hooks.example.com/"
             request_timeout = "5s"
+            role = "worker"
             [store]
             database_url = "sqlite:///var/lib/herald/data.db"
+            pool_size = 3
+            statement_timeout_ms = 0
+            acquire_timeout_ms = "250"
             [auth]
             admin_token = "0123456789abcdef0123"
             [api]
@@ -682,6 +804,8 @@ mod tests {
             allow_cidrs = ["10.0.0.0/8", "::1"]
             [worker]
             retry_schedule = "1s,2s"
+            lease_ms = 9000
+            request_timeout_ms = 4000
             [log]
             format = "json"
             "#,
@@ -690,16 +814,20 @@ mod tests {
         assert_eq!(c.server.listen, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(c.server.public_url.as_deref(), Some("https://hooks.example.com"));
         assert_eq!(c.server.request_timeout, Duration::from_secs(5));
+        assert_eq!(c.server.role, Role::Worker);
         assert_eq!(c.store.database_url, DatabaseUrl::Sqlite("/var/lib/herald/data.db".into()));
+        assert_eq!((c.store.pool_size, c.store.statement_timeout), (3, None));
+        assert_eq!(c.store.acquire_timeout, Duration::from_millis(250));
         assert_eq!(c.auth.admin_token.unwrap().expose_secret(), "0123456789abcdef0123");
         assert_eq!(c.api.max_body_bytes, 2048);
         assert_eq!(c.api.rate_limit, Some(RateLimit { per_second: 10.0, burst: 20 }));
         let cidrs: Vec<String> = c.net.allow_cidrs.cidrs().iter().map(ToString::to_string).collect();
         assert_eq!(cidrs, ["10.0.0.0/8", "::1/128"]);
         assert_eq!(c.worker.retry_schedule.to_string(), "1s,2s");
+        assert_eq!((c.worker.lease, c.worker.request_timeout), (Duration::from_secs(9), Duration::from_secs(4)));
         assert_eq!(c.log.format, LogFormat::Json);
         // Every setting in the table went through the file path.
-        assert_eq!(SETTINGS.len(), 10);
+        assert_eq!(SETTINGS.len(), 16);
     }
 
     #[test]
@@ -792,6 +920,13 @@ mod tests {
             ("HERALD_RETRY_SCHEDULE", ""),
             ("HERALD_RETRY_SCHEDULE", "8d"),
             ("HERALD_LOG_FORMAT", "xml"),
+            ("HERALD_ROLE", "both"),
+            ("HERALD_STORE__POOL_SIZE", "0"),
+            ("HERALD_STORE__STATEMENT_TIMEOUT_MS", "5s"),
+            ("HERALD_STORE__ACQUIRE_TIMEOUT_MS", "0"),
+            ("HERALD_WORKER__LEASE_MS", "-1"),
+            ("HERALD_WORKER__REQUEST_TIMEOUT_MS", "0"),
+            ("HERALD_WORKER__LEASE_MS", "19999"),
         ];
         for (name, value) in cases {
             let err = load_env(&[(name, value)]).expect_err(&format!("{name}={value:?} should be refused"));

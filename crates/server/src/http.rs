@@ -10,6 +10,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use herald_core::retry::format_duration;
+use herald_store::DynStore;
 use tower::ServiceBuilder;
 use tower_http::{
     request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
@@ -31,6 +32,26 @@ pub fn layers(router: Router, request_timeout: Duration) -> Router {
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(middleware::from_fn_with_state(request_timeout, timeout)),
     )
+}
+
+/// The listener of a `worker` node: `GET /api/v1/health` (204 while the store answers,
+/// 503 with a `{"code","detail"}` body when it does not) and 404 for everything else.
+pub fn health_only(store: DynStore) -> Router {
+    async fn health(State(store): State<DynStore>) -> Response {
+        match store.ping().await {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(e) => {
+                tracing::warn!(error = %e, "health check: the store does not answer");
+                let body = serde_json::json!({"code": "store_unavailable", "detail": "The store does not answer."});
+                (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+            }
+        }
+    }
+    async fn not_found() -> Response {
+        let body = serde_json::json!({"code": "not_found", "detail": "This node runs the worker role only."});
+        (StatusCode::NOT_FOUND, Json(body)).into_response()
+    }
+    Router::new().route("/api/v1/health", axum::routing::get(health)).fallback(not_found).with_state(store)
 }
 
 /// Request ids: 128 random bits in hex.

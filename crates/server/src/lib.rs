@@ -20,29 +20,68 @@ mod http;
 pub mod telemetry;
 
 pub use bootstrap::{Bootstrap, bootstrap_admin_token, minted_token_notice};
-pub use config::Config;
 use config::DatabaseUrl;
+pub use config::{Config, Role};
 
 /// How long open connections get to finish after shutdown is requested, on top of
 /// the request timeout, before `run` returns anyway.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// Opens the store that `config.store.database_url` names, creating and migrating
-/// its schema when needed.
+/// its schema when needed. On PostgreSQL, a node that does not deliver
+/// (`--role api`) does not `LISTEN` for wake-ups.
 ///
 /// # Errors
-/// The database cannot be opened, or its scheme is not supported by this release.
-pub fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+/// The database cannot be reached or opened, or its schema is newer than this release.
+pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
     match &config.store.database_url {
         DatabaseUrl::Sqlite(path) => {
             let store = herald_store_sqlite::SqliteStore::open(path)
                 .with_context(|| format!("opening the SQLite database {}", path.display()))?;
             Ok(Arc::new(store))
         }
-        url @ DatabaseUrl::Postgres(_) => anyhow::bail!(
-            // `url` displays without its password.
-            "HERALD_DATABASE_URL {url}: PostgreSQL is not supported yet; use sqlite://PATH (the default is sqlite://herald.db)"
-        ),
+        url @ DatabaseUrl::Postgres(raw) => {
+            let options = postgres_options(config);
+            let store = herald_store_postgres::PostgresStore::connect(raw, options)
+                .await
+                // `url` displays without its password; the store's errors never carry it.
+                .with_context(|| format!("opening the PostgreSQL database {url}"))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Creates or upgrades the schema of the configured database without starting
+/// anything, and says what was done (for `herald migrate`).
+///
+/// # Errors
+/// As [`open_store`].
+pub async fn migrate(config: &Config) -> anyhow::Result<String> {
+    match &config.store.database_url {
+        DatabaseUrl::Sqlite(_) => {
+            open_store(config).await?;
+            Ok(format!("Database ready: {}", config.store.database_url))
+        }
+        url @ DatabaseUrl::Postgres(raw) => {
+            let migrated = herald_store_postgres::PostgresStore::migrate(raw, &postgres_options(config))
+                .await
+                .with_context(|| format!("migrating the PostgreSQL database {url}"))?;
+            Ok(if migrated.from == migrated.to {
+                format!("Database ready: {url} (schema version {}, nothing to do)", migrated.to)
+            } else {
+                format!("Database ready: {url} (schema version {} -> {})", migrated.from, migrated.to)
+            })
+        }
+    }
+}
+
+fn postgres_options(config: &Config) -> herald_store_postgres::PostgresOptions {
+    herald_store_postgres::PostgresOptions {
+        pool_size: config.store.pool_size,
+        statement_timeout: config.store.statement_timeout,
+        acquire_timeout: config.store.acquire_timeout,
+        listen: config.server.role.is_worker(),
+        ..herald_store_postgres::PostgresOptions::default()
     }
 }
 
@@ -52,15 +91,17 @@ pub fn open_store(config: &Config) -> anyhow::Result<DynStore> {
 /// # Errors
 /// Start-up fails (store, auth bootstrap) or the listener fails.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     run_with_store(config, store, Arc::new(chrono::Utc::now), listener, shutdown).await
 }
 
 /// [`run`] with a store the caller opened and a time source (tests share the store
 /// with the server and may control the clock).
 ///
-/// On start it bootstraps the admin token ([`bootstrap_admin_token`]); a generated
-/// token is printed once to stdout, followed by `Herald listening on http://ADDR`
+/// `config.server.role` decides what runs: the API (`api`), the delivery dispatcher
+/// (`worker`, whose listener answers only `GET /api/v1/health`), or both (`all`).
+/// An API node bootstraps the admin token ([`bootstrap_admin_token`]); a generated
+/// token is printed once to stdout. Then `Herald listening on http://ADDR` is printed
 /// (the bound address, so port 0 works). It returns once the token is cancelled and
 /// open connections have finished (or after a grace period).
 ///
@@ -74,38 +115,32 @@ pub async fn run_with_store(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the bound address")?;
-    let public_url = config.public_url(addr);
-
-    let outcome = bootstrap_admin_token(&*store, config.auth.admin_token.as_ref(), &clock).await?;
-    if let Bootstrap::Minted(token) = &outcome {
-        // Straight to stdout, never through the logger.
-        write!(std::io::stdout().lock(), "{}", minted_token_notice(token, &public_url)).context(
-            "printing the generated admin token (it is stored: set HERALD_ADMIN_TOKEN or run `herald token create`)",
-        )?;
-    }
-
-    let api_config = ApiConfig {
-        max_body_bytes: config.api.max_body_bytes,
-        rate_limit: config.api.rate_limit,
-        public_url: public_url.clone(),
+    let role = config.server.role;
+    let app = if role.is_api() {
+        api_router(&config, store.clone(), clock.clone(), addr).await?
+    } else {
+        http::health_only(store.clone())
     };
-    let state = AppState { store: store.clone(), config: Arc::new(api_config), clock: clock.clone() };
-    // Endpoint URLs naming blocked addresses are refused at write time (422) unless
-    // HERALD_ALLOW_CIDRS opens them; the worker checks again at send time.
-    let api = herald_api::router_with_ssrf_guard(state, config.net.allow_cidrs.clone());
-    let app = http::layers(api, config.server.request_timeout);
+    let app = http::layers(app, config.server.request_timeout);
 
     // The dispatcher stops claiming when `shutdown` fires and is awaited after the
     // listener has drained, so attempts in flight are recorded before `run` returns.
-    let worker_config = herald_worker::WorkerConfig {
-        retry_schedule: config.worker.retry_schedule.clone(),
-        allow_cidrs: config.net.allow_cidrs.clone(),
-        ..herald_worker::WorkerConfig::default()
+    let dispatcher = if role.is_worker() {
+        let worker_config = herald_worker::WorkerConfig {
+            retry_schedule: config.worker.retry_schedule.clone(),
+            allow_cidrs: config.net.allow_cidrs.clone(),
+            lease: config.worker.lease,
+            request_timeout: config.worker.request_timeout,
+            ..herald_worker::WorkerConfig::default()
+        };
+        let handle = herald_worker::spawn_dispatcher(store, worker_config, clock, shutdown.child_token())
+            .context("starting the delivery dispatcher")?;
+        Some(handle)
+    } else {
+        None
     };
-    let dispatcher = herald_worker::spawn_dispatcher(store, worker_config, clock, shutdown.child_token())
-        .context("starting the delivery dispatcher")?;
 
-    tracing::info!(%addr, database = %config.store.database_url, "Herald started");
+    tracing::info!(%addr, database = %config.store.database_url, ?role, "Herald started");
     // `println!` (not a raw stdout handle) so test harnesses capture it.
     println!("Herald listening on http://{addr}");
 
@@ -117,7 +152,34 @@ pub async fn run_with_store(
             tracing::warn!("connections still open {grace:?} after shutdown began; stopping anyway");
         }
     }
-    dispatcher.stopped().await.context("the delivery dispatcher panicked")?;
+    if let Some(dispatcher) = dispatcher {
+        dispatcher.stopped().await.context("the delivery dispatcher panicked")?;
+    }
     tracing::info!("Herald stopped");
     Ok(())
+}
+
+/// The API of an `api` or `all` node: bootstraps the admin token (a generated one is
+/// printed once to stdout), then builds the router.
+async fn api_router(
+    config: &Config,
+    store: DynStore,
+    clock: Clock,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<axum::Router> {
+    let public_url = config.public_url(addr);
+    let outcome = bootstrap_admin_token(&*store, config.auth.admin_token.as_ref(), &clock).await?;
+    if let Bootstrap::Minted(token) = &outcome {
+        // Straight to stdout, never through the logger.
+        write!(std::io::stdout().lock(), "{}", minted_token_notice(token, &public_url)).context(
+            "printing the generated admin token (it is stored: set HERALD_ADMIN_TOKEN or run `herald token create`)",
+        )?;
+    }
+
+    let api_config =
+        ApiConfig { max_body_bytes: config.api.max_body_bytes, rate_limit: config.api.rate_limit, public_url };
+    let state = AppState { store, config: Arc::new(api_config), clock };
+    // Endpoint URLs naming blocked addresses are refused at write time (422) unless
+    // HERALD_ALLOW_CIDRS opens them; the worker checks again at send time.
+    Ok(herald_api::router_with_ssrf_guard(state, config.net.allow_cidrs.clone()))
 }

@@ -48,10 +48,16 @@ async fn responses_carry_a_request_id_and_keep_the_callers() {
 }
 
 #[tokio::test]
-async fn postgres_urls_are_refused_with_a_clear_message() {
-    let env = BTreeMap::from([("HERALD_DATABASE_URL".to_owned(), "postgres://u:secret@127.0.0.1/db".to_owned())]);
+async fn an_unreachable_postgres_fails_without_showing_the_password() {
+    // Bind and drop to find a port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("postgres://u:secret@127.0.0.1:{port}/db");
+    let env = BTreeMap::from([
+        ("HERALD_DATABASE_URL".to_owned(), url),
+        ("HERALD_STORE__ACQUIRE_TIMEOUT_MS".to_owned(), "500".to_owned()),
+    ]);
     let config = herald_server::Config::load(None, &env, &Overrides::default()).unwrap();
-    let err = herald_server::open_store(&config).err().expect("not supported yet").to_string();
-    assert!(err.contains("not supported yet"), "{err}");
+    let err = format!("{:#}", herald_server::open_store(&config).await.err().expect("nothing listens there"));
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert!(!err.contains("secret"), "{err}");
 }
