@@ -134,6 +134,8 @@ prefixed_id!(/// An ingest source.
     SourceId, "src_");
 prefixed_id!(/// An API token.
     TokenId, "tok_");
+prefixed_id!(/// A background task (recover, replay) as the API reports it.
+    TaskId, "qtask_");
 
 #[cfg(test)]
 mod tests {

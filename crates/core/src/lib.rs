@@ -10,7 +10,7 @@ pub mod net;
 pub mod retry;
 pub mod validate;
 
-pub use ids::{AppId, AttemptId, EndpointId, IdError, MessageId, SourceId, TokenId};
+pub use ids::{AppId, AttemptId, EndpointId, IdError, MessageId, SourceId, TaskId, TokenId};
 pub use retry::{RetrySchedule, RetryScheduleError};
 pub use validate::{ValidationError, Violation};
 

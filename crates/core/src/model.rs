@@ -215,6 +215,17 @@ pub enum TriggerType {
     Manual = 1,
 }
 
+impl TriggerType {
+    /// Parses the contract's integer code.
+    pub fn from_code(code: i64) -> Option<Self> {
+        match code {
+            0 => Some(Self::Scheduled),
+            1 => Some(Self::Manual),
+            _ => None,
+        }
+    }
+}
+
 /// One HTTP attempt to deliver a message to an endpoint, as the attempt log shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
@@ -241,9 +252,12 @@ pub struct Delivery {
     pub endpoint_id: EndpointId,
     pub app_id: AppId,
     pub status: DeliveryStatus,
-    /// Attempts made so far.
+    /// Attempts made so far (since the last manual resend, recover or replay).
     pub attempts: u32,
     pub next_attempt_at: DateTime<Utc>,
+    /// Why the next attempt is made: `Manual` after a resend, recover or replay, for
+    /// the one attempt that follows; `Scheduled` otherwise.
+    pub trigger: TriggerType,
 }
 
 #[cfg(test)]

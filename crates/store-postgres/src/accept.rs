@@ -159,6 +159,7 @@ impl Batch {
                     status: DeliveryStatus::Pending,
                     attempts: 0,
                     next_attempt_at: due,
+                    trigger: herald_core::model::TriggerType::Scheduled,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

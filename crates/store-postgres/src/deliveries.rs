@@ -38,7 +38,7 @@ pub(crate) async fn claim(
          UPDATE deliveries d SET status = 3, next_attempt_at = $3
          FROM due WHERE d.msg_id = due.msg_id AND d.endpoint_id = due.endpoint_id
          RETURNING ",
-        "d.msg_id, d.endpoint_id, d.app_id, d.status, d.attempts, d.next_attempt_at"
+        "d.msg_id, d.endpoint_id, d.app_id, d.status, d.attempts, d.next_attempt_at, d.trigger_type"
     ))
     .bind(ms(now))
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -164,7 +164,8 @@ pub(crate) async fn record(conn: &mut PgConnection, results: &[AttemptResult]) -
     .map_err(db)?;
     sqlx::query(
         "UPDATE deliveries d
-         SET status = u.status, attempts = d.attempts + 1, next_attempt_at = COALESCE(u.retry_at, d.next_attempt_at)
+         SET status = u.status, attempts = d.attempts + 1, next_attempt_at = COALESCE(u.retry_at, d.next_attempt_at),
+             trigger_type = 0
          FROM unnest($1::text[], $2::text[], $3::smallint[], $4::timestamptz[]) AS u(msg_id, endpoint_id, status, retry_at)
          WHERE d.msg_id = u.msg_id AND d.endpoint_id = u.endpoint_id",
     )

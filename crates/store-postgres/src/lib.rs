@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod accept;
+mod attempts;
 mod deliveries;
 mod error;
 mod listener;
@@ -319,6 +320,111 @@ impl Store for PostgresStore {
     }
 
     async fn claim_idempotency_key(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<IdempotencyClaim> {
+    async fn list_attempts(
+        &self,
+        app: &AppId,
+        filter: &herald_store::AttemptFilter,
+        page: &PageQuery,
+    ) -> StoreResult<Page<Attempt>> {
+        attempts::list(&self.pool, app, filter, page).await
+    }
+
+    async fn get_attempt(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        attempt_id: &herald_core::AttemptId,
+    ) -> StoreResult<Attempt> {
+        attempts::get(&self.pool, app, msg_id, attempt_id).await.and_then(found("attempt"))
+    }
+
+    async fn list_endpoint_messages(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        status: Option<herald_core::model::DeliveryStatus>,
+        filter: &MessageFilter,
+        page: &PageQuery,
+    ) -> StoreResult<Page<herald_store::EndpointMessage>> {
+        attempts::endpoint_messages(&self.pool, app, endpoint_id, status, filter, page).await
+    }
+
+    async fn list_message_destinations(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        page: &PageQuery,
+    ) -> StoreResult<Page<herald_store::MessageDestination>> {
+        attempts::destinations(&self.pool, app, msg_id, page).await
+    }
+
+    async fn endpoint_stats(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> StoreResult<herald_store::DeliveryCounts> {
+        attempts::stats(&self.pool, app, endpoint_id, since, until).await
+    }
+
+    async fn expunge_message_content(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<()> {
+        attempts::expunge_message(&self.pool, app, msg_id).await
+    }
+
+    async fn expunge_attempt_content(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        attempt_id: &herald_core::AttemptId,
+    ) -> StoreResult<()> {
+        attempts::expunge_attempt(&self.pool, app, msg_id, attempt_id).await
+    }
+
+    async fn resend_message(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        endpoint_id: &EndpointId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        attempts::resend(&mut conn, app, msg_id, endpoint_id, now).await?;
+        self.waker.notify_one();
+        Ok(())
+    }
+
+    async fn requeue_deliveries(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        filter: &herald_store::RequeueFilter,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let queued = attempts::requeue(&mut conn, app, endpoint_id, filter, now).await?;
+        if queued > 0 {
+            self.waker.notify_one();
+        }
+        Ok(queued)
+    }
+
+    async fn replay_missing(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let queued = attempts::replay_missing(&mut conn, app, endpoint_id, since, until, now).await?;
+        if queued > 0 {
+            self.waker.notify_one();
+        }
+        Ok(queued)
+    }
+
         let mut conn = self.pool.acquire().await.map_err(db)?;
         messages::claim_key(&mut conn, key, expires_at, self.now()).await
     }

@@ -32,6 +32,10 @@ fn status(code: i16) -> StoreResult<DeliveryStatus> {
     DeliveryStatus::from_code(code.into()).ok_or_else(|| internal(format!("unknown delivery status {code}")))
 }
 
+fn trigger(code: i16) -> StoreResult<TriggerType> {
+    TriggerType::from_code(code.into()).ok_or_else(|| internal(format!("unknown trigger type {code}")))
+}
+
 fn throttle(rate: Option<i32>) -> StoreResult<Option<u16>> {
     rate.map(u16::try_from).transpose().map_err(internal)
 }
@@ -132,7 +136,7 @@ pub(crate) fn message(row: &PgRow) -> StoreResult<Message> {
 /// Columns [`delivery`] reads.
 macro_rules! delivery_columns {
     () => {
-        "msg_id, endpoint_id, app_id, status, attempts, next_attempt_at"
+        "msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, trigger_type"
     };
 }
 pub(crate) use delivery_columns;
@@ -145,6 +149,7 @@ pub(crate) fn delivery(row: &PgRow) -> StoreResult<Delivery> {
         status: status(get(row, "status")?)?,
         attempts: u32::try_from(get::<i32>(row, "attempts")?).map_err(internal)?,
         next_attempt_at: get(row, "next_attempt_at")?,
+        trigger: trigger(get(row, "trigger_type")?)?,
     })
 }
 
@@ -168,11 +173,7 @@ pub(crate) fn attempt(row: &PgRow) -> StoreResult<Attempt> {
         response_status_code: get(row, "response_status_code")?,
         response: get(row, "response")?,
         response_duration_ms: get(row, "response_duration_ms")?,
-        trigger: match get::<i16>(row, "trigger_type")? {
-            0 => TriggerType::Scheduled,
-            1 => TriggerType::Manual,
-            other => return Err(internal(format!("unknown trigger type {other}"))),
-        },
+        trigger: trigger(get(row, "trigger_type")?)?,
         created_at: get(row, "created_at")?,
     })
 }

@@ -134,7 +134,12 @@ CREATE TABLE idempotency_keys (
     body        bytea,
     expires_at  timestamptz NOT NULL
 );
-"#];
+"#,
+    // The trigger of the next attempt: 1 (manual) after a resend, recover or replay.
+    r#"
+ALTER TABLE deliveries ADD COLUMN trigger_type smallint NOT NULL DEFAULT 0;
+"#,
+];
 
 /// The schema version this binary writes.
 pub const VERSION: i32 = MIGRATIONS.len() as i32;

@@ -94,7 +94,9 @@ pub fn record(conn: &Connection, results: &[AttemptResult]) -> StoreResult<()> {
         .map_err(db_err("attempt"))?;
     let mut update = conn
         .prepare_cached(
-            "UPDATE deliveries SET status = ?3, attempts = attempts + 1, next_attempt_at = COALESCE(?4, next_attempt_at)
+            // A manual trigger is for the one attempt that follows it; retries are scheduled.
+            "UPDATE deliveries SET status = ?3, attempts = attempts + 1, next_attempt_at = COALESCE(?4, next_attempt_at),
+                                   trigger_type = 0
              WHERE msg_id = ?1 AND endpoint_id = ?2",
         )
         .map_err(db_err("delivery"))?;

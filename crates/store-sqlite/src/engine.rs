@@ -50,6 +50,8 @@ fn open_connection(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
+    // Savepoint journals and sort scratch stay in memory rather than in temp files.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

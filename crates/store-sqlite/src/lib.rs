@@ -4,6 +4,7 @@
 //! the previous commit ran ([`engine`]); reads use a small pool of connections. Every
 //! write returns only after its own commit, so "accepted means durable" holds.
 
+mod attempts;
 mod deliveries;
 mod engine;
 mod messages;
@@ -252,6 +253,119 @@ impl Store for SqliteStore {
     }
 
     async fn claim_idempotency_key(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<IdempotencyClaim> {
+    async fn list_attempts(
+        &self,
+        app: &AppId,
+        filter: &herald_store::AttemptFilter,
+        page: &PageQuery,
+    ) -> StoreResult<Page<Attempt>> {
+        let (app, filter, page) = (app.clone(), filter.clone(), page.clone());
+        self.engine.read(move |c| attempts::list(c, &app, &filter, &page)).await
+    }
+
+    async fn get_attempt(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        attempt_id: &herald_core::AttemptId,
+    ) -> StoreResult<Attempt> {
+        let (app, msg_id, attempt_id) = (app.clone(), msg_id.clone(), attempt_id.clone());
+        self.engine.read(move |c| attempts::get(c, &app, &msg_id, &attempt_id)).await.and_then(found("attempt"))
+    }
+
+    async fn list_endpoint_messages(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        status: Option<herald_core::model::DeliveryStatus>,
+        filter: &MessageFilter,
+        page: &PageQuery,
+    ) -> StoreResult<Page<herald_store::EndpointMessage>> {
+        let (app, endpoint_id, filter, page) = (app.clone(), endpoint_id.clone(), filter.clone(), page.clone());
+        self.engine.read(move |c| attempts::endpoint_messages(c, &app, &endpoint_id, status, &filter, &page)).await
+    }
+
+    async fn list_message_destinations(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        page: &PageQuery,
+    ) -> StoreResult<Page<herald_store::MessageDestination>> {
+        let (app, msg_id, page) = (app.clone(), msg_id.clone(), page.clone());
+        self.engine.read(move |c| attempts::destinations(c, &app, &msg_id, &page)).await
+    }
+
+    async fn endpoint_stats(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> StoreResult<herald_store::DeliveryCounts> {
+        let (app, endpoint_id) = (app.clone(), endpoint_id.clone());
+        self.engine.read(move |c| attempts::stats(c, &app, &endpoint_id, since, until)).await
+    }
+
+    async fn expunge_message_content(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<()> {
+        let (app, msg_id) = (app.clone(), msg_id.clone());
+        self.engine.write(move |c| attempts::expunge_message(c, &app, &msg_id)).await
+    }
+
+    async fn expunge_attempt_content(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        attempt_id: &herald_core::AttemptId,
+    ) -> StoreResult<()> {
+        let (app, msg_id, attempt_id) = (app.clone(), msg_id.clone(), attempt_id.clone());
+        self.engine.write(move |c| attempts::expunge_attempt(c, &app, &msg_id, &attempt_id)).await
+    }
+
+    async fn resend_message(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        endpoint_id: &EndpointId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (app, msg_id, endpoint_id) = (app.clone(), msg_id.clone(), endpoint_id.clone());
+        self.engine.write(move |c| attempts::resend(c, &app, &msg_id, &endpoint_id, now)).await?;
+        self.waker.notify_one();
+        Ok(())
+    }
+
+    async fn requeue_deliveries(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        filter: &herald_store::RequeueFilter,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let (app, endpoint_id, filter) = (app.clone(), endpoint_id.clone(), filter.clone());
+        let queued = self.engine.write(move |c| attempts::requeue(c, &app, &endpoint_id, &filter, now)).await?;
+        if queued > 0 {
+            self.waker.notify_one();
+        }
+        Ok(queued)
+    }
+
+    async fn replay_missing(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let (app, endpoint_id) = (app.clone(), endpoint_id.clone());
+        let queued =
+            self.engine.write(move |c| attempts::replay_missing(c, &app, &endpoint_id, since, until, now)).await?;
+        if queued > 0 {
+            self.waker.notify_one();
+        }
+        Ok(queued)
+    }
+
         let (key, now) = (key.to_owned(), self.now());
         self.engine.write(move |c| messages::claim_key(c, &key, expires_at, now)).await
     }

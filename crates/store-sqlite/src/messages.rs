@@ -22,10 +22,11 @@ const CLAIM_TIMEOUT: Duration = Duration::seconds(60);
 
 pub fn create(conn: &Connection, new: NewMessage, now: DateTime<Utc>) -> StoreResult<MessageOutcome> {
     if let Some(idem) = &new.idempotency {
-        match claim_key(conn, &idem.key, idem.expires_at, now)? {
-            IdempotencyClaim::Claimed => {}
-            IdempotencyClaim::Completed(response) => return Ok(MessageOutcome::Replayed(response)),
-            IdempotencyClaim::InProgress => {
+        match earlier_use(conn, &idem.key, now)? {
+            None => {}
+            Some(IdempotencyClaim::Completed(response)) => return Ok(MessageOutcome::Replayed(response)),
+            // Claimed by a generic-path request under the same key that is still running.
+            Some(_) => {
                 return Err(StoreError::Conflict("a request with this idempotency key is in progress".into()));
             }
         }
@@ -52,7 +53,8 @@ pub fn create(conn: &Connection, new: NewMessage, now: DateTime<Utc>) -> StoreRe
     insert_message(conn, &message)?;
     let deliveries = queue_deliveries(conn, &message)?;
     if let Some(idem) = new.idempotency {
-        complete_key(conn, &idem.key, &idem.response, Some(idem.expires_at))?;
+        // The response is known before the commit, so the key is written completed.
+        insert_key(conn, &idem.key, Some(&idem.response), now, idem.expires_at)?;
     }
     Ok(MessageOutcome::Created { message, deliveries })
 }
@@ -122,6 +124,7 @@ fn queue_deliveries(conn: &Connection, m: &Message) -> StoreResult<Vec<Delivery>
             status: DeliveryStatus::Pending,
             attempts: 0,
             next_attempt_at: due,
+            trigger: herald_core::model::TriggerType::Scheduled,
         });
     }
     Ok(queued)
@@ -188,12 +191,9 @@ pub fn deliveries(conn: &Connection, app: &AppId, msg: &MessageId) -> StoreResul
     .map_err(db_err("delivery"))
 }
 
-pub fn claim_key(
-    conn: &Connection,
-    key: &str,
-    expires_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> StoreResult<IdempotencyClaim> {
+/// What an earlier request left under `key`, if it still counts; a stale record (expired,
+/// or claimed by a request that has shown no sign of life) is removed.
+fn earlier_use(conn: &Connection, key: &str, now: DateTime<Utc>) -> StoreResult<Option<IdempotencyClaim>> {
     let existing = conn
         .prepare_cached("SELECT state, status, body, expires_at, created_at FROM idempotency_keys WHERE key = ?1")
         .and_then(|mut s| {
@@ -209,24 +209,54 @@ pub fn claim_key(
             .optional()
         })
         .map_err(db_err("idempotency key"))?;
-    if let Some((state, status, body, expires, created)) = existing {
-        let live = expires > ms(now);
-        match (state, status) {
-            (1, Some(status)) if live => {
-                return Ok(IdempotencyClaim::Completed(StoredResponse { status, body: body.unwrap_or_default() }));
-            }
-            (0, _) if live && created > ms(now - CLAIM_TIMEOUT) => {
-                return Ok(IdempotencyClaim::InProgress);
-            }
-            _ => {
-                conn.execute("DELETE FROM idempotency_keys WHERE key = ?1", [key])
-                    .map_err(db_err("idempotency key"))?;
-            }
+    let Some((state, status, body, expires, created)) = existing else { return Ok(None) };
+    let live = expires > ms(now);
+    match (state, status) {
+        (1, Some(status)) if live => {
+            Ok(Some(IdempotencyClaim::Completed(StoredResponse { status, body: body.unwrap_or_default() })))
+        }
+        (0, _) if live && created > ms(now - CLAIM_TIMEOUT) => Ok(Some(IdempotencyClaim::InProgress)),
+        _ => {
+            conn.execute("DELETE FROM idempotency_keys WHERE key = ?1", [key]).map_err(db_err("idempotency key"))?;
+            Ok(None)
         }
     }
-    conn.prepare_cached("INSERT INTO idempotency_keys (key, state, created_at, expires_at) VALUES (?1, 0, ?2, ?3)")
-        .and_then(|mut s| s.execute(params![key, ms(now), ms(expires_at)]))
-        .map_err(db_err("idempotency key"))?;
+}
+
+fn insert_key(
+    conn: &Connection,
+    key: &str,
+    response: Option<&StoredResponse>,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO idempotency_keys (key, state, status, body, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            key,
+            i64::from(response.is_some()),
+            response.map(|r| r.status),
+            response.map(|r| r.body.as_slice()),
+            ms(now),
+            ms(expires_at)
+        ])
+    })
+    .map_err(db_err("idempotency key"))?;
+    Ok(())
+}
+
+pub fn claim_key(
+    conn: &Connection,
+    key: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<IdempotencyClaim> {
+    if let Some(earlier) = earlier_use(conn, key, now)? {
+        return Ok(earlier);
+    }
+    insert_key(conn, key, None, now, expires_at)?;
     Ok(IdempotencyClaim::Claimed)
 }
 

@@ -134,7 +134,7 @@ pub fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
     })
 }
 
-pub const DELIVERY_COLUMNS: &str = "msg_id, endpoint_id, app_id, status, attempts, next_attempt_at";
+pub const DELIVERY_COLUMNS: &str = "msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, trigger_type";
 
 pub fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     let code: i64 = row.get("status")?;
@@ -146,6 +146,8 @@ pub fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
             .ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(0, Type::Integer, "bad status".into()))?,
         attempts: row.get("attempts")?,
         next_attempt_at: time(row, "next_attempt_at")?,
+        trigger: TriggerType::from_code(row.get("trigger_type")?)
+            .ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(0, Type::Integer, "bad trigger type".into()))?,
     })
 }
 

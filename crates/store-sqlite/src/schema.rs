@@ -111,7 +111,12 @@ CREATE TABLE idempotency_keys (
     body        BLOB,
     expires_at  INTEGER NOT NULL
 );
-"#];
+"#,
+    // The trigger of the next attempt: 1 (manual) after a resend, recover or replay.
+    r#"
+ALTER TABLE deliveries ADD COLUMN trigger_type INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 /// The schema version this binary writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -10,14 +10,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
-    AppId, EndpointId, MessageId, TokenId,
-    model::{Application, Attempt, Delivery, Endpoint, EventType, Message},
+    AppId, AttemptId, EndpointId, MessageId, TokenId,
+    model::{Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType, Message},
 };
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod attempts;
 mod page;
 
+pub use attempts::{AttemptFilter, DeliveryCounts, EndpointMessage, MessageDestination, RequeueFilter};
 pub use page::{Cursor, Direction, Order, Page, PageQuery};
 
 /// What went wrong in the store, in terms callers act on.
@@ -247,6 +249,73 @@ pub trait Store: Send + Sync + 'static {
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()>;
     /// The attempts made for a message, oldest first.
     async fn list_message_attempts(&self, app: &AppId, msg_id: &herald_core::MessageId) -> StoreResult<Vec<Attempt>>;
+
+    /// A page of `app`'s attempts matching `filter`, ordered by attempt id.
+    async fn list_attempts(&self, app: &AppId, filter: &AttemptFilter, page: &PageQuery) -> StoreResult<Page<Attempt>>;
+    /// One attempt of a message; `NotFound` when it is not that message's.
+    async fn get_attempt(&self, app: &AppId, msg_id: &MessageId, attempt_id: &AttemptId) -> StoreResult<Attempt>;
+    /// A page of the messages queued for an endpoint (optionally only those whose
+    /// delivery is in `status`), with their delivery, ordered by message id.
+    async fn list_endpoint_messages(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        status: Option<DeliveryStatus>,
+        filter: &MessageFilter,
+        page: &PageQuery,
+    ) -> StoreResult<Page<EndpointMessage>>;
+    /// A page of the endpoints a message was queued for, with their delivery, ordered
+    /// by endpoint id.
+    async fn list_message_destinations(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        page: &PageQuery,
+    ) -> StoreResult<Page<MessageDestination>>;
+    /// Counts an endpoint's deliveries by state, for messages created in `[since, until)`.
+    async fn endpoint_stats(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> StoreResult<DeliveryCounts>;
+    /// Drops a message's payload for good; later attempts of it fail.
+    async fn expunge_message_content(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<()>;
+    /// Replaces an attempt's stored response with `EXPUNGED`.
+    async fn expunge_attempt_content(&self, app: &AppId, msg_id: &MessageId, attempt_id: &AttemptId)
+    -> StoreResult<()>;
+    /// Queues one message for one endpoint again, due at `now` with a manual trigger
+    /// and a fresh retry schedule, creating the delivery if the message never had one
+    /// for that endpoint. Wakes the dispatcher.
+    async fn resend_message(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        endpoint_id: &EndpointId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Makes an endpoint's deliveries that match `filter` (and are not being sent right
+    /// now) due at `now` with a manual trigger and a fresh retry schedule; returns how
+    /// many. Wakes the dispatcher. Recover is this with `status: Fail`.
+    async fn requeue_deliveries(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        filter: &RequeueFilter,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+    /// Queues for an endpoint the messages of its application created in `[since,
+    /// until)` that its filters accept, that still have a payload and that were never
+    /// queued for it; returns how many. Wakes the dispatcher.
+    async fn replay_missing(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
 
     /// Reserves `key` until `expires_at`, or reports its earlier use.
     async fn claim_idempotency_key(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<IdempotencyClaim>;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use herald_core::{
     AttemptId,
-    model::{Attempt, DeliveryStatus, TriggerType},
+    model::{Attempt, DeliveryStatus},
     to_millis,
 };
 use herald_store::{AttemptResult, ClaimedDelivery, NextStep};
@@ -65,7 +65,8 @@ fn attempt_record(
         response_status_code: i16::try_from(code).unwrap_or(i16::MAX),
         response,
         response_duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
-        trigger: TriggerType::Scheduled,
+        // `Manual` when a resend, recover or replay queued this attempt.
+        trigger: claimed.delivery.trigger,
         created_at: started_at,
     }
 }

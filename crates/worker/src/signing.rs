@@ -172,6 +172,7 @@ mod tests {
             status: DeliveryStatus::Sending,
             attempts: 0,
             next_attempt_at: now,
+            trigger: herald_core::model::TriggerType::Scheduled,
         };
         ClaimedDelivery { delivery, message, endpoint }
     }
