@@ -17,6 +17,7 @@ mod attempts;
 mod deliveries;
 mod error;
 mod listener;
+mod maintenance;
 mod messages;
 mod resources;
 mod rows;
@@ -30,12 +31,12 @@ use std::{str::FromStr, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
-    AppId, Clock, EndpointId, MessageId,
+    AppId, Clock, EndpointId, MessageId, RetrySchedule,
     model::{Application, Attempt, Delivery, Endpoint, EventType, Message},
 };
 use herald_store::{
     AttemptResult, ClaimedDelivery, IdempotencyClaim, MessageFilter, MessageOutcome, NewMessage, Page, PageQuery,
-    Store, StoreError, StoreResult, StoredResponse, TokenRecord,
+    QueueDepth, RetentionSwept, Store, StoreError, StoreResult, StoredResponse, TokenRecord,
 };
 use sqlx::{
     Connection, PgPool, Postgres, QueryBuilder,
@@ -312,14 +313,13 @@ impl Store for PostgresStore {
 
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
-        deliveries::record(&mut conn, &results).await
+        maintenance::record(&mut conn, &results, None).await.map(drop)
     }
 
     async fn list_message_attempts(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Vec<Attempt>> {
         deliveries::message_attempts(&self.pool, app, msg_id).await
     }
 
-    async fn claim_idempotency_key(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<IdempotencyClaim> {
     async fn list_attempts(
         &self,
         app: &AppId,
@@ -425,6 +425,7 @@ impl Store for PostgresStore {
         Ok(queued)
     }
 
+    async fn claim_idempotency_key(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<IdempotencyClaim> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
         messages::claim_key(&mut conn, key, expires_at, self.now()).await
     }
@@ -435,5 +436,36 @@ impl Store for PostgresStore {
 
     async fn release_idempotency_key(&self, key: &str) -> StoreResult<()> {
         messages::release_key(&self.pool, key).await
+    }
+
+    async fn get_event_type_retry_schedule(&self, name: &str) -> StoreResult<Option<RetrySchedule>> {
+        maintenance::retry_schedule(&self.pool, name).await
+    }
+
+    async fn set_event_type_retry_schedule(&self, name: &str, schedule: Option<RetrySchedule>) -> StoreResult<()> {
+        maintenance::set_retry_schedule(&self.pool, name, schedule.as_ref()).await
+    }
+
+    async fn record_attempts_disabling(
+        &self,
+        results: Vec<AttemptResult>,
+        disable_failing_since: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<EndpointId>> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        maintenance::record(&mut conn, &results, disable_failing_since).await
+    }
+
+    async fn sweep_retention(
+        &self,
+        now: DateTime<Utc>,
+        attempts_before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<RetentionSwept> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        maintenance::sweep(&mut conn, now, attempts_before, limit).await
+    }
+
+    async fn queue_depth(&self) -> StoreResult<QueueDepth> {
+        maintenance::queue_depth(&self.pool).await
     }
 }

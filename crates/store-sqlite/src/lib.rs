@@ -7,6 +7,7 @@
 mod attempts;
 mod deliveries;
 mod engine;
+mod maintenance;
 mod messages;
 mod resources;
 mod rows;
@@ -17,12 +18,12 @@ use std::{path::Path, sync::Arc};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
-    AppId, Clock, EndpointId, MessageId,
+    AppId, Clock, EndpointId, MessageId, RetrySchedule,
     model::{Application, Attempt, Delivery, Endpoint, EventType, Message},
 };
 use herald_store::{
     AttemptResult, ClaimedDelivery, IdempotencyClaim, MessageFilter, MessageOutcome, NewMessage, Page, PageQuery,
-    Store, StoreError, StoreResult, StoredResponse, TokenRecord,
+    QueueDepth, RetentionSwept, Store, StoreError, StoreResult, StoredResponse, TokenRecord,
 };
 use rusqlite::types::Value;
 use tokio::sync::Notify;
@@ -244,7 +245,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()> {
-        self.engine.write(move |c| deliveries::record(c, &results)).await
+        self.engine.write(move |c| maintenance::record(c, &results, None).map(drop)).await
     }
 
     async fn list_message_attempts(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Vec<Attempt>> {
@@ -252,7 +253,6 @@ impl Store for SqliteStore {
         self.engine.read(move |c| deliveries::message_attempts(c, &app, &msg_id)).await
     }
 
-    async fn claim_idempotency_key(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<IdempotencyClaim> {
     async fn list_attempts(
         &self,
         app: &AppId,
@@ -366,6 +366,7 @@ impl Store for SqliteStore {
         Ok(queued)
     }
 
+    async fn claim_idempotency_key(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<IdempotencyClaim> {
         let (key, now) = (key.to_owned(), self.now());
         self.engine.write(move |c| messages::claim_key(c, &key, expires_at, now)).await
     }
@@ -378,5 +379,36 @@ impl Store for SqliteStore {
     async fn release_idempotency_key(&self, key: &str) -> StoreResult<()> {
         let key = key.to_owned();
         self.engine.write(move |c| messages::release_key(c, &key)).await
+    }
+
+    async fn get_event_type_retry_schedule(&self, name: &str) -> StoreResult<Option<RetrySchedule>> {
+        let name = name.to_owned();
+        self.engine.read(move |c| maintenance::retry_schedule(c, &name)).await
+    }
+
+    async fn set_event_type_retry_schedule(&self, name: &str, schedule: Option<RetrySchedule>) -> StoreResult<()> {
+        let name = name.to_owned();
+        self.engine.write(move |c| maintenance::set_retry_schedule(c, &name, schedule.as_ref())).await
+    }
+
+    async fn record_attempts_disabling(
+        &self,
+        results: Vec<AttemptResult>,
+        disable_failing_since: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<EndpointId>> {
+        self.engine.write(move |c| maintenance::record(c, &results, disable_failing_since)).await
+    }
+
+    async fn sweep_retention(
+        &self,
+        now: DateTime<Utc>,
+        attempts_before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<RetentionSwept> {
+        self.engine.write(move |c| maintenance::sweep(c, now, attempts_before, limit)).await
+    }
+
+    async fn queue_depth(&self) -> StoreResult<QueueDepth> {
+        self.engine.read(maintenance::queue_depth).await
     }
 }

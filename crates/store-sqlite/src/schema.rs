@@ -6,7 +6,8 @@
 use rusqlite::Connection;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tokens (
     id          TEXT PRIMARY KEY,
     hash        TEXT NOT NULL UNIQUE,
@@ -115,6 +116,14 @@ CREATE TABLE idempotency_keys (
     // The trigger of the next attempt: 1 (manual) after a resend, recover or replay.
     r#"
 ALTER TABLE deliveries ADD COLUMN trigger_type INTEGER NOT NULL DEFAULT 0;
+"#,
+    // Per-event-type retry schedules (`0s,5s,...`), the start of an endpoint's current
+    // run of failures (cleared by a success), and indexes for the retention sweep.
+    r#"
+ALTER TABLE event_types ADD COLUMN retry_schedule TEXT;
+ALTER TABLE endpoints ADD COLUMN failing_since INTEGER;
+CREATE INDEX messages_expiring ON messages (expires_at) WHERE payload IS NOT NULL;
+CREATE INDEX attempts_by_time ON attempts (created_at);
 "#,
 ];
 

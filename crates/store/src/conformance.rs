@@ -10,6 +10,8 @@ use herald_core::{
 };
 use rand::{SeedableRng, rngs::StdRng};
 
+pub mod maintenance;
+
 use crate::{
     AttemptResult, Cursor, Direction, DynStore, IdempotencyClaim, IdempotencyWrite, MessageFilter, MessageOutcome,
     NewMessage, NextStep, Order, PageQuery, StoreError, StoredResponse,
@@ -40,7 +42,7 @@ macro_rules! conformance_tests {
     };
 }
 
-fn rng() -> StdRng {
+pub(crate) fn rng() -> StdRng {
     StdRng::from_os_rng()
 }
 
@@ -104,7 +106,7 @@ pub fn message(app_key: &str, event_type: &str, channels: Option<&[&str]>) -> Ne
     }
 }
 
-fn created(outcome: MessageOutcome) -> (Message, Vec<herald_core::model::Delivery>) {
+pub(crate) fn created(outcome: MessageOutcome) -> (Message, Vec<herald_core::model::Delivery>) {
     match outcome {
         MessageOutcome::Created { message, deliveries } => (message, deliveries),
         MessageOutcome::Replayed(_) => panic!("expected a new message, got a replay"),

@@ -10,16 +10,18 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
-    AppId, AttemptId, EndpointId, MessageId, TokenId,
+    AppId, AttemptId, EndpointId, MessageId, RetrySchedule, TokenId,
     model::{Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType, Message},
 };
 
+mod attempts;
 #[cfg(feature = "conformance")]
 pub mod conformance;
-mod attempts;
+mod maintenance;
 mod page;
 
 pub use attempts::{AttemptFilter, DeliveryCounts, EndpointMessage, MessageDestination, RequeueFilter};
+pub use maintenance::{FailingEndpoint, HealthChanges, QueueDepth, RetentionSwept};
 pub use page::{Cursor, Direction, Order, Page, PageQuery};
 
 /// What went wrong in the store, in terms callers act on.
@@ -323,6 +325,38 @@ pub trait Store: Send + Sync + 'static {
     async fn complete_idempotency_key(&self, key: &str, response: StoredResponse) -> StoreResult<()>;
     /// Releases a claimed key whose request failed, so a retry can run.
     async fn release_idempotency_key(&self, key: &str) -> StoreResult<()>;
+
+    /// The retry schedule set for event type `name`; `None` means the global one applies.
+    ///
+    /// # Errors
+    /// `NotFound` when no event type has that name.
+    async fn get_event_type_retry_schedule(&self, name: &str) -> StoreResult<Option<RetrySchedule>>;
+    /// Sets the retry schedule of event type `name`, or clears it with `None`.
+    ///
+    /// # Errors
+    /// `NotFound` when no event type has that name.
+    async fn set_event_type_retry_schedule(&self, name: &str, schedule: Option<RetrySchedule>) -> StoreResult<()>;
+    /// [`Store::record_attempts`], also tracking each endpoint's health: a success
+    /// clears the time of its first failure since then, a failure of an enabled
+    /// endpoint sets it if unset. A failure of an endpoint failing since before
+    /// `disable_failing_since` fails its delivery and disables the endpoint (clearing the
+    /// mark, so re-enabling it starts a fresh period). Returns the endpoints so disabled.
+    async fn record_attempts_disabling(
+        &self,
+        results: Vec<AttemptResult>,
+        disable_failing_since: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<EndpointId>>;
+    /// One bounded retention step: drops the payload of up to `limit` messages whose
+    /// `expires_at` is before `now`, and deletes up to `limit` attempts created before
+    /// `attempts_before`. Callers repeat while [`RetentionSwept::is_full`].
+    async fn sweep_retention(
+        &self,
+        now: DateTime<Utc>,
+        attempts_before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<RetentionSwept>;
+    /// How many deliveries are pending and sending, across all applications.
+    async fn queue_depth(&self) -> StoreResult<QueueDepth>;
 }
 
 /// The shared handle handlers and workers hold.

@@ -12,3 +12,4 @@ async fn fresh() -> (DynStore, TestSchema) {
 }
 
 herald_store::conformance_tests!(fresh());
+herald_store::maintenance_conformance_tests!(fresh());
