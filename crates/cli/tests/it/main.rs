@@ -1,4 +1,6 @@
 //! Tests of the `herald` binary as users and scripts run it.
 
+mod durability;
+mod load;
 mod serve;
 mod support;

@@ -81,6 +81,19 @@ impl Server {
     }
 }
 
+impl Server {
+    /// `http://ADDR`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Sends SIGKILL (no chance to finish anything) and reaps the process.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL herald");
+        self.child.wait().expect("wait for herald");
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
