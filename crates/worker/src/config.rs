@@ -48,6 +48,10 @@ pub struct WorkerConfig {
     pub retry_after_max: Duration,
     /// Most bytes of a response body read and kept in the attempt log.
     pub max_response_bytes: usize,
+    /// An endpoint that has failed without a success for this long is disabled at its
+    /// next failure; `0` in the file (`None`) never disables for that reason.
+    #[serde(rename = "disable_after_failing_ms", deserialize_with = "optional_millis")]
+    pub disable_after_failing: Option<Duration>,
 }
 
 impl Default for WorkerConfig {
@@ -65,6 +69,7 @@ impl Default for WorkerConfig {
             retry_after_min: Duration::from_secs(1),
             retry_after_max: Duration::from_secs(3600),
             max_response_bytes: 16 * 1024,
+            disable_after_failing: Some(Duration::from_secs(5 * 24 * 3600)),
         }
     }
 }
@@ -131,6 +136,10 @@ impl WorkerConfig {
 
 fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     u64::deserialize(d).map(Duration::from_millis)
+}
+
+fn optional_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    u64::deserialize(d).map(|ms| (ms > 0).then(|| Duration::from_millis(ms)))
 }
 
 fn schedule<'de, D: Deserializer<'de>>(d: D) -> Result<RetrySchedule, D::Error> {

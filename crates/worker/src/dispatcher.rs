@@ -22,7 +22,8 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use herald_core::{Clock, EndpointId, MessageId, to_millis};
-use herald_store::{ClaimedDelivery, DynStore, StoreResult};
+use herald_metrics::Metrics;
+use herald_store::{ClaimedDelivery, DynStore, NextStep, StoreResult};
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -34,7 +35,9 @@ use crate::{
     config::WorkerConfig,
     endpoints::{Admission, EndpointSlots},
     outcome::RetryPolicy,
-    recorder::{Recorder, RetryWatch},
+    recorder::{Recorder, RecorderTask, RetryWatch},
+    schedules::TypeSchedules,
+    throttle::Throttles,
 };
 
 /// The delivery engine of one node. Build it with [`Dispatcher::new`], then either
@@ -58,6 +61,9 @@ struct Shared {
     endpoints: Arc<EndpointSlots>,
     recorder: Recorder,
     retries: Arc<RetryWatch>,
+    schedules: TypeSchedules,
+    throttles: Throttles,
+    metrics: Arc<Metrics>,
 }
 
 impl Dispatcher {
@@ -68,12 +74,35 @@ impl Dispatcher {
     /// [`WorkerError::Config`] for inconsistent settings, [`WorkerError::Client`] when
     /// the TLS stack cannot be set up.
     pub fn new(store: DynStore, config: WorkerConfig, clock: Clock) -> Result<Self, WorkerError> {
+        Self::with_metrics(store, config, clock, Metrics::new())
+    }
+
+    /// [`Dispatcher::new`], counting attempts, latency and requests in flight in `metrics`.
+    ///
+    /// # Errors
+    /// As [`Dispatcher::new`].
+    pub fn with_metrics(
+        store: DynStore,
+        config: WorkerConfig,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, WorkerError> {
         config.validate()?;
         let client = GuardedClient::new(&config).map_err(WorkerError::Client)?;
         let retries = Arc::new(RetryWatch::default());
-        let recorder = Recorder::spawn(store.clone(), retries.clone(), config.max_in_flight);
+        let task = RecorderTask {
+            store: store.clone(),
+            retries: retries.clone(),
+            clock: clock.clone(),
+            disable_after_failing: config.disable_after_failing,
+            metrics: metrics.clone(),
+        };
+        let recorder = Recorder::spawn(task, config.max_in_flight);
         let endpoints = Arc::new(EndpointSlots::new(config.max_in_flight_per_endpoint, config.max_held_per_endpoint()));
-        Ok(Self { shared: Arc::new(Shared { store, config, clock, client, endpoints, recorder, retries }) })
+        let (schedules, throttles) = (TypeSchedules::default(), Throttles::default());
+        let shared =
+            Shared { store, config, clock, client, endpoints, recorder, retries, schedules, throttles, metrics };
+        Ok(Self { shared: Arc::new(shared) })
     }
 
     /// Sends everything that is due now, waits for every attempt to be recorded, and
@@ -156,6 +185,8 @@ impl Dispatcher {
         let lease_until = now + lease;
         let skip = self.shared.endpoints.saturated();
         let deliveries = self.shared.store.claim_due_deliveries_skipping(now, limit, lease_until, &skip).await?;
+        let types = deliveries.iter().map(|d| d.message.event_type.as_str());
+        self.shared.schedules.refresh(&self.shared.store, types).await;
         Ok(Claim { deliveries, lease_until })
     }
 
@@ -244,28 +275,45 @@ async fn deliver(
     lease_until: DateTime<Utc>,
     stop: CancellationToken,
 ) -> TaskEnd {
+    // A request slot, then the endpoint's turn under its `throttleRate`: a throttled
+    // delivery holds only its own endpoint's slot while it waits.
+    let turn = async {
+        let slot = admission.request_slot().await;
+        shared.throttles.wait_turn(&claimed.endpoint.id, claimed.endpoint.throttle_rate, &shared.clock).await;
+        slot
+    };
     let slot = tokio::select! {
         biased;
         () = stop.cancelled() => {
-            let ClaimedDelivery { message, endpoint, .. } = claimed;
-            return TaskEnd::NotStarted(Unsent { msg_id: message.id, endpoint_id: endpoint.id, lease_until });
+            let (msg_id, endpoint_id) = (claimed.message.id.clone(), claimed.endpoint.id.clone());
+            return TaskEnd::NotStarted(Unsent { msg_id, endpoint_id, lease_until });
         }
-        slot = admission.request_slot() => slot,
+        slot = turn => slot,
     };
     let config = &shared.config;
+    let type_schedule = shared.schedules.get(&claimed.message.event_type);
     let ctx = AttemptContext {
         client: &shared.client,
         policy: RetryPolicy {
-            schedule: &config.retry_schedule,
+            schedule: type_schedule.as_deref().unwrap_or(&config.retry_schedule),
             retry_after_min: config.retry_after_min,
             retry_after_max: config.retry_after_max,
         },
         clock: &shared.clock,
     };
+    let in_flight = shared.metrics.request_started(claimed.endpoint.id.as_str());
     let result = attempt(&ctx, &claimed).await;
-    drop(slot);
+    drop((in_flight, slot));
+    let latency = (result.next == NextStep::Delivered).then(|| {
+        let ended = result.attempt.created_at + chrono::TimeDelta::milliseconds(result.attempt.response_duration_ms);
+        (ended - claimed.message.created_at).to_std().unwrap_or(Duration::ZERO)
+    });
     // A failed write is logged by the recorder; the lease brings the delivery back.
-    shared.recorder.record(result).await;
+    if shared.recorder.record(result).await
+        && let Some(latency) = latency
+    {
+        shared.metrics.delivered_after(latency);
+    }
     TaskEnd::Attempted
 }
 

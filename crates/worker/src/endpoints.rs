@@ -8,8 +8,8 @@
 //! One claim may give an endpoint up to a batch more than the threshold (it was not
 //! saturated when the claim began); the dispatcher's global bound still holds.
 //!
-//! Throttling by `throttleRate` will sit here too: an admitted delivery would wait for
-//! its endpoint's token bucket after getting a request slot.
+//! Throttling by `throttleRate` is in `throttle`: an admitted delivery waits for its
+//! endpoint's turn after getting a request slot.
 
 use std::{
     collections::HashMap,

@@ -33,7 +33,10 @@ mod dispatcher;
 mod endpoints;
 mod outcome;
 mod recorder;
+mod retention;
+mod schedules;
 mod signing;
+mod throttle;
 
 use herald_core::Clock;
 use herald_store::DynStore;
@@ -43,6 +46,8 @@ use tokio_util::sync::CancellationToken;
 pub use client::{DestinationRefused, GuardedResolver, USER_AGENT};
 pub use config::{ConfigError, WorkerConfig};
 pub use dispatcher::Dispatcher;
+pub use herald_metrics::Metrics;
+pub use retention::{RetentionConfig, spawn_retention_sweeper, sweep_retention};
 
 /// Why the dispatcher could not start.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +71,21 @@ pub fn spawn_dispatcher(
     clock: Clock,
     shutdown: CancellationToken,
 ) -> Result<DispatcherHandle, WorkerError> {
-    let dispatcher = Dispatcher::new(store, config, clock)?;
+    spawn_dispatcher_with_metrics(store, config, clock, Metrics::new(), shutdown)
+}
+
+/// [`spawn_dispatcher`], counting into `metrics` (see [`Dispatcher::with_metrics`]).
+///
+/// # Errors
+/// As [`Dispatcher::new`].
+pub fn spawn_dispatcher_with_metrics(
+    store: DynStore,
+    config: WorkerConfig,
+    clock: Clock,
+    metrics: std::sync::Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> Result<DispatcherHandle, WorkerError> {
+    let dispatcher = Dispatcher::with_metrics(store, config, clock, metrics)?;
     Ok(DispatcherHandle { task: tokio::spawn(dispatcher.run_until_stopped(shutdown)) })
 }
 

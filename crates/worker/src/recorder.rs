@@ -15,6 +15,8 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use herald_core::{Clock, EndpointId};
+use herald_metrics::{AttemptOutcome, Metrics};
 use herald_store::{AttemptResult, DynStore, NextStep};
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -65,6 +67,16 @@ pub(crate) struct Recorder {
     tx: mpsc::Sender<Pending>,
 }
 
+/// What the recorder task needs besides its queue.
+pub(crate) struct RecorderTask {
+    pub store: DynStore,
+    pub retries: std::sync::Arc<RetryWatch>,
+    pub clock: Clock,
+    /// Endpoints failing for longer than this are disabled (see `WorkerConfig`).
+    pub disable_after_failing: Option<Duration>,
+    pub metrics: std::sync::Arc<Metrics>,
+}
+
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pending").finish_non_exhaustive()
@@ -73,9 +85,9 @@ impl std::fmt::Debug for Pending {
 
 impl Recorder {
     /// Starts the recorder task. It ends when every [`Recorder`] clone is dropped.
-    pub fn spawn(store: DynStore, retries: std::sync::Arc<RetryWatch>, capacity: usize) -> Self {
+    pub fn spawn(task: RecorderTask, capacity: usize) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        tokio::spawn(run(store, retries, rx));
+        tokio::spawn(run(task, rx));
         Self { tx }
     }
 
@@ -90,12 +102,19 @@ impl Recorder {
     }
 }
 
-async fn run(store: DynStore, retries: std::sync::Arc<RetryWatch>, mut rx: mpsc::Receiver<Pending>) {
+async fn run(task: RecorderTask, mut rx: mpsc::Receiver<Pending>) {
+    let RecorderTask { store, retries, .. } = &task;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let results: Vec<AttemptResult> = batch.iter().map(|p| p.result.clone()).collect();
-        let ok = write(&store, results).await;
-        if ok {
+        let cutoff = task.disable_after_failing.and_then(|period| {
+            let period = chrono::TimeDelta::from_std(period).ok()?;
+            herald_core::to_millis((task.clock)()).checked_sub_signed(period)
+        });
+        let disabled = write(store, results, cutoff).await;
+        let ok = disabled.is_some();
+        if let Some(disabled) = &disabled {
+            count(&task.metrics, &batch, disabled);
             let earliest = batch
                 .iter()
                 .filter_map(|p| match p.result.next {
@@ -114,11 +133,35 @@ async fn run(store: DynStore, retries: std::sync::Arc<RetryWatch>, mut rx: mpsc:
     }
 }
 
-async fn write(store: &DynStore, results: Vec<AttemptResult>) -> bool {
+/// Counts the committed attempts by outcome; a failure whose endpoint the store
+/// disabled for failing too long counts as disabling it.
+fn count(metrics: &Metrics, batch: &[Pending], disabled: &[EndpointId]) {
+    for pending in batch {
+        let outcome = match pending.result.next {
+            NextStep::Delivered => AttemptOutcome::Delivered,
+            NextStep::EndpointDisabled => AttemptOutcome::EndpointDisabled,
+            _ if disabled.contains(&pending.result.attempt.endpoint_id) => AttemptOutcome::EndpointDisabled,
+            NextStep::RetryAt(_) => AttemptOutcome::Retry,
+            NextStep::Failed => AttemptOutcome::Failed,
+        };
+        metrics.attempt(outcome);
+    }
+    for endpoint in disabled {
+        tracing::warn!(endpoint.id = %endpoint, "endpoint has failed without a success for too long; disabled it");
+    }
+}
+
+/// Writes `results`; `None` when the store kept failing, else the endpoints disabled
+/// for failing since before `cutoff`.
+async fn write(
+    store: &DynStore,
+    results: Vec<AttemptResult>,
+    cutoff: Option<DateTime<Utc>>,
+) -> Option<Vec<EndpointId>> {
     let count = results.len();
     for (try_no, pause) in BACKOFF.iter().map(Some).chain([None]).enumerate() {
-        match store.record_attempts(results.clone()).await {
-            Ok(()) => return true,
+        match store.record_attempts_disabling(results.clone(), cutoff).await {
+            Ok(disabled) => return Some(disabled),
             Err(error) => match pause {
                 Some(pause) => {
                     tracing::warn!(
@@ -139,5 +182,5 @@ async fn write(store: &DynStore, results: Vec<AttemptResult>) -> bool {
             },
         }
     }
-    false
+    None
 }

@@ -7,3 +7,4 @@ mod outcomes;
 mod receiver;
 mod ssrf;
 mod support;
+mod upkeep;

@@ -1,0 +1,109 @@
+//! The retention sweeper (issue 3, item 9): periodically drops the payloads of
+//! messages past their retention (`expires_at`, set from `payloadRetentionPeriod` when
+//! the message was accepted) and deletes attempts older than
+//! [`RetentionConfig::attempt_retention`], in bounded batches so one sweep never holds
+//! the store's writer for long. Every worker node may run it; the statements are
+//! idempotent and skip rows another node holds.
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use herald_core::{Clock, to_millis};
+use herald_store::{DynStore, RetentionSwept, StoreResult};
+use serde::{Deserialize, Deserializer};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ConfigError;
+
+/// The `[retention]` settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Time between sweeps.
+    #[serde(rename = "interval_ms", deserialize_with = "millis")]
+    pub interval: Duration,
+    /// Attempts older than this many days are deleted.
+    #[serde(rename = "attempt_retention_days")]
+    pub attempt_retention_days: u32,
+    /// Most rows changed per statement; a sweep repeats batches until one is not full.
+    pub batch_size: usize,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self { interval: Duration::from_secs(60), attempt_retention_days: 30, batch_size: 1000 }
+    }
+}
+
+impl RetentionConfig {
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key, reason: &str| Err(ConfigError { key, reason: reason.to_owned() });
+        if self.interval.is_zero() {
+            return err("interval_ms", "must be more than 0");
+        }
+        if self.attempt_retention_days == 0 {
+            return err("attempt_retention_days", "must be at least 1");
+        }
+        if self.batch_size == 0 {
+            return err("batch_size", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
+}
+
+/// Sweeps until nothing more is due now, batch by batch; returns the totals.
+///
+/// # Errors
+/// The store failed; what earlier batches removed stays removed.
+pub async fn sweep_retention(store: &DynStore, config: &RetentionConfig, clock: &Clock) -> StoreResult<RetentionSwept> {
+    let mut total = RetentionSwept::default();
+    loop {
+        let now = to_millis(clock());
+        let attempts_before = now - TimeDelta::days(i64::from(config.attempt_retention_days));
+        let swept = store.sweep_retention(now, attempts_before, config.batch_size).await?;
+        total.payloads_dropped += swept.payloads_dropped;
+        total.attempts_deleted += swept.attempts_deleted;
+        if !swept.is_full(config.batch_size) {
+            return Ok(total);
+        }
+        // Let queued writes (message creates, attempt records) in between batches.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Runs [`sweep_retention`] every `config.interval` until `shutdown` is cancelled.
+pub fn spawn_retention_sweeper(
+    store: DynStore,
+    config: RetentionConfig,
+    clock: Clock,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(config.interval) => {}
+            }
+            match sweep_retention(&store, &config, &clock).await {
+                Ok(swept) if swept != RetentionSwept::default() => tracing::info!(
+                    messages.count = swept.payloads_dropped,
+                    attempts.count = swept.attempts_deleted,
+                    "retention sweep dropped expired payloads and old attempts"
+                ),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(error = &error as &dyn std::error::Error, "retention sweep failed; retrying later");
+                }
+            }
+        }
+    })
+}
