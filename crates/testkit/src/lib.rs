@@ -2,7 +2,10 @@
 //!
 //! - [`spawn_app`] / [`TestApp::builder`]: a real Herald server (the same
 //!   `herald_server::run_with_store` the binary uses) on `127.0.0.1:0` over a fresh
-//!   SQLite file in a temp dir, with an admin token and a ready HTTP client.
+//!   SQLite file in a temp dir, or with [`TestAppBuilder::backend`] a fresh schema on
+//!   the test PostgreSQL, with an admin token and a ready HTTP client.
+//! - [`backends`]: `#[backends] async fn name(backend: Backend)` runs one test body as
+//!   two tests, `name::sqlite` and `name::postgres`.
 //! - [`Receiver`]: a real recording webhook endpoint on port 0.
 //! - [`wait_until`] / [`poll_until`]: await asynchronous effects with a deadline.
 //!
@@ -21,6 +24,7 @@ use herald_core::net::{AllowList, Cidr};
 use herald_core::{AppId, Clock};
 use herald_server::{Config, config::DatabaseUrl};
 use herald_store::DynStore;
+use herald_store_postgres::{PostgresStore, testing::TestSchema};
 use herald_store_sqlite::SqliteStore;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -29,8 +33,21 @@ use tokio_util::sync::CancellationToken;
 mod receiver;
 mod wait;
 
+pub use herald_testkit_macros::backends;
 pub use receiver::{Receiver, RecordedRequest, Reply};
 pub use wait::{poll_until, wait_until};
+
+/// Which store a [`TestApp`] runs on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// A new SQLite file in a temp dir.
+    #[default]
+    Sqlite,
+    /// A new schema on the test PostgreSQL (`HERALD_TEST_POSTGRES_URL`, default
+    /// `postgres://postgres@127.0.0.1:5432/test`), dropped afterwards. A server that does
+    /// not answer fails the test.
+    Postgres,
+}
 
 /// Starts a server with the default test configuration.
 ///
@@ -55,18 +72,21 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The configuration the server runs with.
     pub config: Config,
-    /// The SQLite file.
+    /// The SQLite file (a path that is never created on PostgreSQL).
     pub db_path: PathBuf,
+    /// The store backend.
+    pub backend: Backend,
     clock: Clock,
     server: ServerHandle,
-    // Declared last: the directory goes after the server has been told to stop.
+    // Declared last: the database goes after the server has been told to stop.
+    _schema: Option<TestSchema>,
     _dir: TempDir,
 }
 
 impl TestApp {
     /// A builder to adjust the configuration or clock before spawning.
     pub fn builder() -> TestAppBuilder {
-        TestAppBuilder { config: Config::default(), clock: None }
+        TestAppBuilder { config: Config::default(), clock: None, backend: Backend::Sqlite }
     }
 
     /// `base_url` + `path` (e.g. `"/api/v1/app"`).
@@ -106,6 +126,7 @@ impl TestApp {
 pub struct TestAppBuilder {
     config: Config,
     clock: Option<Clock>,
+    backend: Backend,
 }
 
 impl TestAppBuilder {
@@ -127,6 +148,19 @@ impl TestAppBuilder {
         })
     }
 
+    /// Runs on `backend` (SQLite unless told otherwise).
+    #[must_use]
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Runs on a fresh PostgreSQL schema: `.backend(Backend::Postgres)`.
+    #[must_use]
+    pub fn postgres(self) -> Self {
+        self.backend(Backend::Postgres)
+    }
+
     /// Uses `clock` instead of the system time, for the store and the API.
     #[must_use]
     pub fn clock(mut self, clock: Clock) -> Self {
@@ -134,22 +168,36 @@ impl TestAppBuilder {
         self
     }
 
-    /// Opens a fresh SQLite store in a temp dir, mints an admin token through it,
-    /// binds `127.0.0.1:0` and runs the server in a task.
+    /// Opens a fresh store (an SQLite file in a temp dir, or a PostgreSQL schema),
+    /// mints an admin token through it, binds `127.0.0.1:0` and runs the server in a
+    /// task.
     ///
     /// # Panics
-    /// If any of that fails.
+    /// If any of that fails, PostgreSQL not answering included.
     pub async fn spawn(self) -> TestApp {
-        let Self { mut config, clock } = self;
+        let Self { mut config, clock, backend } = self;
         let clock = clock.unwrap_or_else(|| Arc::new(chrono::Utc::now));
         let dir = tempfile::tempdir().expect("create a temp dir");
         let db_path = dir.path().join("herald.db");
-        config.store.database_url = DatabaseUrl::Sqlite(db_path.clone());
         config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.auth.admin_token = None;
 
-        let store: DynStore =
-            Arc::new(SqliteStore::open_with_clock(&db_path, clock.clone()).expect("open the test database"));
+        let (store, schema): (DynStore, _) = match backend {
+            Backend::Sqlite => {
+                config.store.database_url = DatabaseUrl::Sqlite(db_path.clone());
+                let store = SqliteStore::open_with_clock(&db_path, clock.clone()).expect("open the test database");
+                (Arc::new(store), None)
+            }
+            Backend::Postgres => {
+                let schema = TestSchema::create().await;
+                config.store.database_url = DatabaseUrl::Postgres(schema.url().to_owned());
+                let store = PostgresStore::connect(schema.url(), schema.options())
+                    .await
+                    .unwrap_or_else(|e| panic!("opening the test schema {}: {e:?}", schema.name()))
+                    .with_clock(clock.clone());
+                (Arc::new(store), Some(schema))
+            }
+        };
         let admin_token = mint(&store, None, clock()).await;
 
         let listener = tokio::net::TcpListener::bind(config.server.listen).await.expect("bind 127.0.0.1:0");
@@ -180,8 +228,10 @@ impl TestAppBuilder {
             http,
             config,
             db_path,
+            backend,
             clock,
             server: ServerHandle { shutdown, task: Some(task) },
+            _schema: schema,
             _dir: dir,
         }
     }

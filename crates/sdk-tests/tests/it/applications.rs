@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use herald_testkit::spawn_app;
+use herald_testkit::{Backend, TestApp, backends};
 use js_option::JsOption;
 use svix::models::{ApplicationIn, ApplicationPatch};
 
@@ -13,9 +13,9 @@ fn app_in(name: &str, uid: Option<&str>) -> ApplicationIn {
     ApplicationIn { uid: uid.map(str::to_owned), ..ApplicationIn::new(name.to_owned()) }
 }
 
-#[tokio::test]
-async fn create_returns_every_given_field() {
-    let app = spawn_app().await;
+#[backends]
+async fn create_returns_every_given_field(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let metadata = BTreeMap::from([("tier".to_owned(), "gold".to_owned())]);
     let input =
@@ -31,9 +31,9 @@ async fn create_returns_every_given_field() {
     assert_eq!(out.created_at, out.updated_at);
 }
 
-#[tokio::test]
-async fn create_without_a_uid_leaves_it_unset() {
-    let app = spawn_app().await;
+#[backends]
+async fn create_without_a_uid_leaves_it_unset(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
 
     let out = svix.application().create(app_in("Plain", None), None).await.unwrap();
@@ -43,9 +43,9 @@ async fn create_without_a_uid_leaves_it_unset() {
     assert!(out.metadata.is_empty());
 }
 
-#[tokio::test]
-async fn get_or_create_returns_the_existing_application_the_second_time() {
-    let app = spawn_app().await;
+#[backends]
+async fn get_or_create_returns_the_existing_application_the_second_time(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
 
     let first = svix.application().get_or_create(app_in("First", Some("tenant-1")), None).await.unwrap();
@@ -56,9 +56,9 @@ async fn get_or_create_returns_the_existing_application_the_second_time() {
     assert_eq!(svix.application().list(None).await.unwrap().data.len(), 1);
 }
 
-#[tokio::test]
-async fn get_finds_an_application_by_id_and_by_uid() {
-    let app = spawn_app().await;
+#[backends]
+async fn get_finds_an_application_by_id_and_by_uid(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let created = svix.application().create(app_in("Findable", Some("findable")), None).await.unwrap();
 
@@ -69,9 +69,9 @@ async fn get_finds_an_application_by_id_and_by_uid() {
     assert_eq!(by_uid, created);
 }
 
-#[tokio::test]
-async fn list_returns_every_application_in_id_order() {
-    let app = spawn_app().await;
+#[backends]
+async fn list_returns_every_application_in_id_order(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let mut ids = Vec::new();
     for name in ["a", "b", "c"] {
@@ -85,9 +85,9 @@ async fn list_returns_every_application_in_id_order() {
     assert!(list.done);
 }
 
-#[tokio::test]
-async fn upsert_replaces_an_existing_application() {
-    let app = spawn_app().await;
+#[backends]
+async fn upsert_replaces_an_existing_application(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let created = svix.application().create(app_in("Before", Some("keep-me")), None).await.unwrap();
     let replacement = ApplicationIn {
@@ -103,9 +103,9 @@ async fn upsert_replaces_an_existing_application() {
     assert_eq!(svix.application().get(created.id).await.unwrap(), updated);
 }
 
-#[tokio::test]
-async fn upsert_of_an_unknown_uid_creates_the_application() {
-    let app = spawn_app().await;
+#[backends]
+async fn upsert_of_an_unknown_uid_creates_the_application(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
 
     let created = svix.application().upsert("fresh-uid".to_owned(), app_in("Fresh", None)).await.unwrap();
@@ -114,9 +114,9 @@ async fn upsert_of_an_unknown_uid_creates_the_application() {
     assert_eq!(svix.application().get("fresh-uid".to_owned()).await.unwrap().id, created.id);
 }
 
-#[tokio::test]
-async fn patch_changes_only_the_named_fields() {
-    let app = spawn_app().await;
+#[backends]
+async fn patch_changes_only_the_named_fields(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let metadata = BTreeMap::from([("plan".to_owned(), "pro".to_owned())]);
     let input =
@@ -137,9 +137,9 @@ async fn patch_changes_only_the_named_fields() {
     assert_eq!(patched.metadata, metadata, "absent fields are kept");
 }
 
-#[tokio::test]
-async fn deleted_application_is_not_found() {
-    let app = spawn_app().await;
+#[backends]
+async fn deleted_application_is_not_found(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let created = svix.application().create(app_in("Doomed", Some("doomed")), None).await.unwrap();
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use herald_testkit::{Receiver, TestApp};
+use herald_testkit::{Backend, Receiver, TestApp, backends};
 use serde_json::json;
 use svix::{
     api::Svix,
@@ -16,8 +16,8 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 /// A server that may deliver to loopback, one application with one endpoint pointing
 /// at a fresh receiver; returns the application id.
-async fn setup() -> (TestApp, Svix, Receiver, String) {
-    let app = TestApp::builder().allow_loopback().spawn().await;
+async fn setup(backend: Backend) -> (TestApp, Svix, Receiver, String) {
+    let app = TestApp::builder().backend(backend).allow_loopback().spawn().await;
     let svix = app.svix_client();
     let receiver = Receiver::start().await;
     let app_id = svix.application().create(ApplicationIn::new("deliveries".to_owned()), None).await.unwrap().id;
@@ -37,9 +37,9 @@ async fn setup() -> (TestApp, Svix, Receiver, String) {
     (app, svix, receiver, app_id)
 }
 
-#[tokio::test]
-async fn delivered_webhook_verifies_with_the_sdk_and_the_endpoint_secret() {
-    let (_app, svix, receiver, app_id) = setup().await;
+#[backends]
+async fn delivered_webhook_verifies_with_the_sdk_and_the_endpoint_secret(backend: Backend) {
+    let (_app, svix, receiver, app_id) = setup(backend).await;
     let endpoint_id = svix.endpoint().list(app_id.clone(), None).await.unwrap().data.remove(0).id;
     let secret = svix.endpoint().get_secret(app_id.clone(), endpoint_id).await.unwrap().key;
     let input = MessageIn::new("invoice.paid".to_owned(), json!({"invoice": "in_1", "cents": 1250}));
@@ -55,9 +55,9 @@ async fn delivered_webhook_verifies_with_the_sdk_and_the_endpoint_secret() {
 
 /// `MessageIn::new_raw_payload` (svix 2.x) sends `payload: {}` and the real body as
 /// `transformationsParams.rawPayload`, to be delivered byte for byte.
-#[tokio::test]
-async fn raw_payload_from_the_sdk_is_delivered_as_given() {
-    let (_app, svix, receiver, app_id) = setup().await;
+#[backends]
+async fn raw_payload_from_the_sdk_is_delivered_as_given(backend: Backend) {
+    let (_app, svix, receiver, app_id) = setup(backend).await;
     let raw = r#"{ "kept":   "exactly", "as": [1.50] }"#;
     let input = MessageIn::new_raw_payload("raw.event".to_owned(), raw.to_owned());
 

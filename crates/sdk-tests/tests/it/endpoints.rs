@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use herald_testkit::spawn_app;
+use herald_testkit::{Backend, TestApp, backends};
 use js_option::JsOption;
 use svix::{
     api::Svix,
@@ -39,8 +39,8 @@ fn endpoint_in(url: &str) -> EndpointIn {
 }
 
 /// A server, its SDK client and one application to hang endpoints on.
-async fn setup() -> (herald_testkit::TestApp, Svix, String) {
-    let app = spawn_app().await;
+async fn setup(backend: Backend) -> (TestApp, Svix, String) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let app_id = svix.application().create(ApplicationIn::new("endpoints".to_owned()), None).await.unwrap().id;
     (app, svix, app_id)
@@ -65,9 +65,9 @@ async fn create(svix: &Svix, app_id: &str, input: EndpointIn) -> EndpointOut {
     svix.endpoint().create(app_id.to_owned(), input, None).await.unwrap()
 }
 
-#[tokio::test]
-async fn create_returns_every_given_field() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn create_returns_every_given_field(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
     create_event_types(&svix, &["invoice.paid", "invoice.void"]).await;
     let metadata = BTreeMap::from([("team".to_owned(), "billing".to_owned())]);
     let input = EndpointIn {
@@ -95,9 +95,9 @@ async fn create_returns_every_given_field() {
     assert_eq!(out.metadata, metadata);
 }
 
-#[tokio::test]
-async fn create_uses_the_given_secret() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn create_uses_the_given_secret(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
     let input = EndpointIn { secret: Some(GIVEN_SECRET.to_owned()), ..endpoint_in("https://example.com/given") };
     let endpoint = create(&svix, &app_id, input).await;
 
@@ -106,9 +106,9 @@ async fn create_uses_the_given_secret() {
     assert_eq!(secret.key, GIVEN_SECRET);
 }
 
-#[tokio::test]
-async fn create_without_a_secret_generates_one_per_endpoint() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn create_without_a_secret_generates_one_per_endpoint(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
     let first = create(&svix, &app_id, endpoint_in("https://example.com/1")).await;
     let second = create(&svix, &app_id, endpoint_in("https://example.com/2")).await;
 
@@ -120,9 +120,9 @@ async fn create_without_a_secret_generates_one_per_endpoint() {
     assert_ne!(first, second);
 }
 
-#[tokio::test]
-async fn list_and_get_by_id_and_uid_agree() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn list_and_get_by_id_and_uid_agree(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
     let input = EndpointIn { uid: Some("named".to_owned()), ..endpoint_in("https://example.com/a") };
     let named = create(&svix, &app_id, input).await;
     let other = create(&svix, &app_id, endpoint_in("https://example.com/b")).await;
@@ -139,9 +139,9 @@ async fn list_and_get_by_id_and_uid_agree() {
     assert_eq!(by_uid, named);
 }
 
-#[tokio::test]
-async fn upsert_replaces_fields_but_keeps_secret_and_headers() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn upsert_replaces_fields_but_keeps_secret_and_headers(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
     let headers = BTreeMap::from([("X-Keep".to_owned(), "yes".to_owned())]);
     let input = EndpointIn {
         secret: Some(GIVEN_SECRET.to_owned()),
@@ -166,9 +166,9 @@ async fn upsert_replaces_fields_but_keeps_secret_and_headers() {
     assert_eq!(svix.endpoint().get_headers(app_id, created.id).await.unwrap().headers, headers);
 }
 
-#[tokio::test]
-async fn upsert_of_an_unknown_uid_creates_the_endpoint() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn upsert_of_an_unknown_uid_creates_the_endpoint(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
 
     let input = EndpointUpsertIn::new("https://example.com/upserted".to_owned());
     let created = svix.endpoint().upsert(app_id.clone(), "upserted".to_owned(), input).await.unwrap();
@@ -178,9 +178,9 @@ async fn upsert_of_an_unknown_uid_creates_the_endpoint() {
     assert!(svix.endpoint().get_secret(app_id, created.id).await.unwrap().key.starts_with("whsec_"));
 }
 
-#[tokio::test]
-async fn patch_changes_only_the_named_fields() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn patch_changes_only_the_named_fields(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
     create_event_types(&svix, &["a.one", "a.two"]).await;
     let input = EndpointIn {
         description: Some("kept".to_owned()),
@@ -206,9 +206,9 @@ async fn patch_changes_only_the_named_fields() {
     assert_eq!(patched.description, "kept", "absent fields are kept");
 }
 
-#[tokio::test]
-async fn deleted_endpoint_is_not_found() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn deleted_endpoint_is_not_found(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
     let created = create(&svix, &app_id, endpoint_in("https://example.com/doomed")).await;
 
     svix.endpoint().delete(app_id.clone(), created.id.clone()).await.unwrap();
@@ -221,9 +221,9 @@ async fn deleted_endpoint_is_not_found() {
 /// `svix` 2.9 declares `rotate_secret` as returning `EndpointSecretOut` (the new key),
 /// so it parses the response body; an empty 204 makes the SDK report an error even
 /// though the rotation happened.
-#[tokio::test]
-async fn rotate_secret_returns_the_new_key_which_then_signs() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn rotate_secret_returns_the_new_key_which_then_signs(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
     let input = EndpointIn { secret: Some(GIVEN_SECRET.to_owned()), ..endpoint_in("https://example.com/rotate") };
     let endpoint = create(&svix, &app_id, input).await;
     let rotate = EndpointSecretRotateIn { key: Some(ROTATED_SECRET.to_owned()), grace_period_seconds: None };
@@ -234,9 +234,9 @@ async fn rotate_secret_returns_the_new_key_which_then_signs() {
     assert_eq!(svix.endpoint().get_secret(app_id, endpoint.id).await.unwrap().key, ROTATED_SECRET);
 }
 
-#[tokio::test]
-async fn rotate_secret_without_a_key_generates_a_new_one() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn rotate_secret_without_a_key_generates_a_new_one(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
     let input = EndpointIn { secret: Some(GIVEN_SECRET.to_owned()), ..endpoint_in("https://example.com/rotate") };
     let endpoint = create(&svix, &app_id, input).await;
     let rotate = EndpointSecretRotateIn { key: None, grace_period_seconds: Some(0) };
@@ -249,9 +249,9 @@ async fn rotate_secret_without_a_key_generates_a_new_one() {
     assert_eq!(svix.endpoint().get_secret(app_id, endpoint.id).await.unwrap().key, new_key);
 }
 
-#[tokio::test]
-async fn headers_are_read_replaced_and_patched() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn headers_are_read_replaced_and_patched(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
     let initial =
         BTreeMap::from([("Authorization".to_owned(), "Bearer abc".to_owned()), ("X-One".to_owned(), "1".to_owned())]);
     let input = EndpointIn { headers: Some(initial.clone()), ..endpoint_in("https://example.com/h") };

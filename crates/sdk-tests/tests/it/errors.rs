@@ -4,7 +4,7 @@
 
 use herald_api::RateLimit;
 use herald_core::AppId;
-use herald_testkit::{TestApp, spawn_app};
+use herald_testkit::{Backend, TestApp, backends};
 use serde_json::json;
 use svix::{
     api::{ApplicationListOptions, MessageListOptions},
@@ -20,9 +20,9 @@ fn app_in(name: &str, uid: Option<&str>) -> ApplicationIn {
     ApplicationIn { uid: uid.map(str::to_owned), ..ApplicationIn::new(name.to_owned()) }
 }
 
-#[tokio::test]
-async fn unknown_application_is_404_by_id_and_by_uid() {
-    let app = spawn_app().await;
+#[backends]
+async fn unknown_application_is_404_by_id_and_by_uid(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
 
     for key in [UNKNOWN_APP, "no-such-uid"] {
@@ -35,9 +35,9 @@ async fn unknown_application_is_404_by_id_and_by_uid() {
     assert_eq!(status, 404, "a message to an unknown application without `application`");
 }
 
-#[tokio::test]
-async fn taken_uid_is_409() {
-    let app = spawn_app().await;
+#[backends]
+async fn taken_uid_is_409(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     svix.application().create(app_in("first", Some("taken")), None).await.unwrap();
 
@@ -47,9 +47,9 @@ async fn taken_uid_is_409() {
     assert_eq!(svix.application().list(None).await.unwrap().data.len(), 1, "nothing was created");
 }
 
-#[tokio::test]
-async fn malformed_uid_is_422_located_at_the_field() {
-    let app = spawn_app().await;
+#[backends]
+async fn malformed_uid_is_422_located_at_the_field(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
 
     let detail = validation_error(svix.application().create(app_in("bad", Some("has spaces!")), None).await);
@@ -59,9 +59,9 @@ async fn malformed_uid_is_422_located_at_the_field() {
     assert!(svix.application().list(None).await.unwrap().data.is_empty(), "nothing was created");
 }
 
-#[tokio::test]
-async fn limit_over_250_is_422_located_at_the_parameter() {
-    let app = spawn_app().await;
+#[backends]
+async fn limit_over_250_is_422_located_at_the_parameter(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let app_id = svix.application().create(app_in("a", None), None).await.unwrap().id;
 
@@ -77,9 +77,9 @@ async fn limit_over_250_is_422_located_at_the_parameter() {
     assert_eq!(svix.application().list(Some(most)).await.unwrap().data.len(), 1);
 }
 
-#[tokio::test]
-async fn wrong_token_is_401() {
-    let app = spawn_app().await;
+#[backends]
+async fn wrong_token_is_401(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let intruder = app.svix_client_with("hld_not-a-token-herald-ever-minted");
 
     let (status, body) = http_error(intruder.application().list(None).await);
@@ -89,9 +89,9 @@ async fn wrong_token_is_401() {
     assert_eq!(status, 401);
 }
 
-#[tokio::test]
-async fn application_token_is_403_on_another_application() {
-    let app = spawn_app().await;
+#[backends]
+async fn application_token_is_403_on_another_application(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let admin = app.svix_client();
     let mine = admin.application().create(app_in("mine", Some("mine")), None).await.unwrap();
     let other = admin.application().create(app_in("other", Some("other")), None).await.unwrap();
@@ -112,11 +112,11 @@ async fn application_token_is_403_on_another_application() {
     assert_eq!(status, 403, "listing every application needs a server-wide token");
 }
 
-#[tokio::test]
-async fn exhausted_rate_limit_is_429() {
+#[backends]
+async fn exhausted_rate_limit_is_429(backend: Backend) {
     // A bucket of two that refills once in ~17 minutes: the third request is refused.
     let limit = RateLimit { per_second: 0.001, burst: 2 };
-    let app = TestApp::builder().config(|c| c.api.rate_limit = Some(limit)).spawn().await;
+    let app = TestApp::builder().backend(backend).config(|c| c.api.rate_limit = Some(limit)).spawn().await;
     let svix = app.svix_client();
     svix.application().list(None).await.unwrap();
     svix.application().list(None).await.unwrap();

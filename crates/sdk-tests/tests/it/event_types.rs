@@ -2,7 +2,7 @@
 //! archived ones, with and without schemas), upsert, patch, and delete (archive, or
 //! remove with `expunge`).
 
-use herald_testkit::spawn_app;
+use herald_testkit::{Backend, TestApp, backends};
 use js_option::JsOption;
 use serde_json::json;
 use svix::{
@@ -36,9 +36,9 @@ fn schemas() -> serde_json::Value {
     json!({"1": {"type": "object", "properties": {"id": {"type": "string"}}}})
 }
 
-#[tokio::test]
-async fn create_and_get_return_every_given_field() {
-    let app = spawn_app().await;
+#[backends]
+async fn create_and_get_return_every_given_field(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let input = EventTypeIn {
         deprecated: Some(true),
@@ -61,9 +61,9 @@ async fn create_and_get_return_every_given_field() {
     assert_eq!(fetched, created);
 }
 
-#[tokio::test]
-async fn list_hides_archived_event_types_unless_asked() {
-    let app = spawn_app().await;
+#[backends]
+async fn list_hides_archived_event_types_unless_asked(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     create(&svix, "a.kept").await;
     create(&svix, "b.archived").await;
@@ -80,9 +80,9 @@ async fn list_hides_archived_event_types_unless_asked() {
     assert_eq!(archived.archived, Some(true), "archiving keeps the event type readable");
 }
 
-#[tokio::test]
-async fn list_carries_schemas_only_with_content() {
-    let app = spawn_app().await;
+#[backends]
+async fn list_carries_schemas_only_with_content(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let input = EventTypeIn { schemas: Some(schemas()), ..event_type_in("with.schema") };
     svix.event_type().create(input, None).await.unwrap();
@@ -96,9 +96,9 @@ async fn list_carries_schemas_only_with_content() {
     assert_eq!(full.data[0].schemas, Some(schemas()));
 }
 
-#[tokio::test]
-async fn upsert_replaces_an_existing_event_type() {
-    let app = spawn_app().await;
+#[backends]
+async fn upsert_replaces_an_existing_event_type(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let created = create(&svix, "order.paid").await;
     let replacement = EventTypeUpsertIn { deprecated: Some(true), ..EventTypeUpsertIn::new("Paid in full".to_owned()) };
@@ -111,9 +111,9 @@ async fn upsert_replaces_an_existing_event_type() {
     assert_eq!(svix.event_type().get("order.paid".to_owned()).await.unwrap(), updated);
 }
 
-#[tokio::test]
-async fn upsert_of_an_unknown_name_creates_the_event_type() {
-    let app = spawn_app().await;
+#[backends]
+async fn upsert_of_an_unknown_name_creates_the_event_type(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
 
     let created = svix.event_type().upsert("order.new".to_owned(), EventTypeUpsertIn::new("New".to_owned())).await;
@@ -122,9 +122,9 @@ async fn upsert_of_an_unknown_name_creates_the_event_type() {
     assert_eq!(names(&svix.event_type().list(None).await.unwrap().data), ["order.new"]);
 }
 
-#[tokio::test]
-async fn patch_changes_only_the_named_fields() {
-    let app = spawn_app().await;
+#[backends]
+async fn patch_changes_only_the_named_fields(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let input = EventTypeIn { schemas: Some(schemas()), group_name: Some("g".to_owned()), ..event_type_in("patched") };
     svix.event_type().create(input, None).await.unwrap();
@@ -145,9 +145,9 @@ async fn patch_changes_only_the_named_fields() {
     assert_eq!(patched.schemas, Some(schemas()), "absent fields are kept");
 }
 
-#[tokio::test]
-async fn delete_with_expunge_removes_the_event_type() {
-    let app = spawn_app().await;
+#[backends]
+async fn delete_with_expunge_removes_the_event_type(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     create(&svix, "gone.for.good").await;
 

@@ -1,10 +1,10 @@
 //! `svix.health().get()`: a 2xx with no body, which needs no valid token.
 
-use herald_testkit::spawn_app;
+use herald_testkit::{Backend, TestApp, backends};
 
-#[tokio::test]
-async fn health_succeeds_through_the_sdk() {
-    let app = spawn_app().await;
+#[backends]
+async fn health_succeeds_through_the_sdk(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
 
     app.svix_client().health().get().await.unwrap();
     app.svix_client_with("not-a-token").health().get().await.unwrap();

@@ -2,7 +2,7 @@
 //! creates nothing more; another key creates anew. (Without the option the SDK sends
 //! a fresh `auto_…` key with every POST, which every other test exercises.)
 
-use herald_testkit::spawn_app;
+use herald_testkit::{Backend, TestApp, backends};
 use serde_json::json;
 use svix::{
     api::{ApplicationCreateOptions, EndpointCreateOptions, MessageCreateOptions},
@@ -17,9 +17,9 @@ fn message_key(key: &str) -> Option<MessageCreateOptions> {
     Some(MessageCreateOptions { idempotency_key: Some(key.to_owned()), with_content: None })
 }
 
-#[tokio::test]
-async fn same_key_returns_the_first_application_and_creates_one() {
-    let app = spawn_app().await;
+#[backends]
+async fn same_key_returns_the_first_application_and_creates_one(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
 
     let first = svix.application().create(ApplicationIn::new("first".to_owned()), app_key("k-1")).await.unwrap();
@@ -29,9 +29,9 @@ async fn same_key_returns_the_first_application_and_creates_one() {
     assert_eq!(svix.application().list(None).await.unwrap().data.len(), 1);
 }
 
-#[tokio::test]
-async fn another_key_creates_another_application() {
-    let app = spawn_app().await;
+#[backends]
+async fn another_key_creates_another_application(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let input = ApplicationIn::new("same body".to_owned());
 
@@ -42,9 +42,9 @@ async fn another_key_creates_another_application() {
     assert_eq!(svix.application().list(None).await.unwrap().data.len(), 2);
 }
 
-#[tokio::test]
-async fn same_key_returns_the_first_message_and_creates_one() {
-    let app = spawn_app().await;
+#[backends]
+async fn same_key_returns_the_first_message_and_creates_one(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let app_id = svix.application().create(ApplicationIn::new("msgs".to_owned()), None).await.unwrap().id;
     let input = MessageIn::new("order.paid".to_owned(), json!({"order": 1}));
@@ -58,9 +58,9 @@ async fn same_key_returns_the_first_message_and_creates_one() {
     assert_eq!(svix.message().list(app_id, None).await.unwrap().data.len(), 2);
 }
 
-#[tokio::test]
-async fn same_key_returns_the_first_endpoint_and_creates_one() {
-    let app = spawn_app().await;
+#[backends]
+async fn same_key_returns_the_first_endpoint_and_creates_one(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let app_id = svix.application().create(ApplicationIn::new("eps".to_owned()), None).await.unwrap().id;
     let input = EndpointIn {
@@ -84,9 +84,9 @@ async fn same_key_returns_the_first_endpoint_and_creates_one() {
     assert_eq!(svix.endpoint().list(app_id, None).await.unwrap().data.len(), 1);
 }
 
-#[tokio::test]
-async fn keys_of_one_token_do_not_answer_another() {
-    let app = spawn_app().await;
+#[backends]
+async fn keys_of_one_token_do_not_answer_another(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let app_id = svix.application().create(ApplicationIn::new("scoped".to_owned()), None).await.unwrap().id;
     let token = app.app_token(&herald_core::AppId::parse(&app_id).unwrap()).await;

@@ -10,7 +10,7 @@ use std::sync::{
 };
 
 use chrono::{DateTime, TimeDelta, Utc};
-use herald_testkit::{TestApp, spawn_app};
+use herald_testkit::{Backend, TestApp, backends};
 use serde_json::json;
 use svix::{
     api::{MessageCreateOptions, MessageGetOptions, MessageListOptions, Svix},
@@ -47,8 +47,8 @@ fn message_in(event_type: &str, event_id: Option<&str>) -> MessageIn {
     MessageIn { event_id: event_id.map(str::to_owned), ..MessageIn::new(event_type.to_owned(), json!({"n": 1})) }
 }
 
-async fn setup() -> (TestApp, Svix, String) {
-    let app = spawn_app().await;
+async fn setup(backend: Backend) -> (TestApp, Svix, String) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let app_id = svix.application().create(ApplicationIn::new("messages".to_owned()), None).await.unwrap().id;
     (app, svix, app_id)
@@ -58,9 +58,9 @@ fn event_ids(list: &[MessageOut]) -> Vec<&str> {
     list.iter().map(|m| m.event_id.as_deref().unwrap_or("-")).collect()
 }
 
-#[tokio::test]
-async fn create_returns_the_accepted_message_with_every_given_field() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn create_returns_the_accepted_message_with_every_given_field(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
     let input = MessageIn {
         channels: Some(strings(&["eu", "project-1"])),
         tags: Some(strings(&["blue"])),
@@ -79,9 +79,9 @@ async fn create_returns_the_accepted_message_with_every_given_field() {
     assert_eq!(out.tags, Some(strings(&["blue"])));
 }
 
-#[tokio::test]
-async fn create_without_content_answers_an_empty_payload_but_keeps_it() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn create_without_content_answers_an_empty_payload_but_keeps_it(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
 
     // The SDK sends `with_content=false` unless told otherwise.
     let out = svix.message().create(app_id.clone(), message_in("a.b", None), None).await.unwrap();
@@ -92,9 +92,9 @@ async fn create_without_content_answers_an_empty_payload_but_keeps_it() {
     assert_eq!(stored.payload, json!({"n": 1}));
 }
 
-#[tokio::test]
-async fn list_carries_payloads_only_with_content() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn list_carries_payloads_only_with_content(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
     svix.message().create(app_id.clone(), message_in("a.b", None), None).await.unwrap();
 
     // As on create, the SDK sends `with_content=false` unless told otherwise.
@@ -106,9 +106,9 @@ async fn list_carries_payloads_only_with_content() {
     assert_eq!(full.data[0].payload, json!({"n": 1}));
 }
 
-#[tokio::test]
-async fn inline_application_is_created_with_the_first_message() {
-    let app = spawn_app().await;
+#[backends]
+async fn inline_application_is_created_with_the_first_message(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let input = MessageIn { application: Some(ApplicationIn::new("Inline".to_owned())), ..message_in("a.b", None) };
 
@@ -126,9 +126,9 @@ async fn inline_application_is_created_with_the_first_message() {
     assert_eq!(ids, expected);
 }
 
-#[tokio::test]
-async fn get_finds_a_message_by_id_and_by_event_id() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn get_finds_a_message_by_id_and_by_event_id(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
     let created = svix.message().create(app_id.clone(), message_in("a.b", Some("order-42")), None).await.unwrap();
     let with_content = || Some(MessageGetOptions { with_content: Some(true) });
 
@@ -141,9 +141,9 @@ async fn get_finds_a_message_by_id_and_by_event_id() {
     assert_eq!(by_event_id, by_id);
 }
 
-#[tokio::test]
-async fn repeated_event_id_is_a_conflict() {
-    let (_app, svix, app_id) = setup().await;
+#[backends]
+async fn repeated_event_id_is_a_conflict(backend: Backend) {
+    let (_app, svix, app_id) = setup(backend).await;
     svix.message().create(app_id.clone(), message_in("a.b", Some("once")), None).await.unwrap();
 
     let again = svix.message().create(app_id.clone(), message_in("a.b", Some("once")), None).await;
@@ -176,10 +176,10 @@ async fn three_messages(svix: &Svix, app_id: &str, clock: &ManualClock) -> DateT
     t0
 }
 
-#[tokio::test]
-async fn list_applies_each_filter_the_sdk_sends() {
+#[backends]
+async fn list_applies_each_filter_the_sdk_sends(backend: Backend) {
     let clock = ManualClock::starting_now();
-    let app = TestApp::builder().clock(clock.clock()).spawn().await;
+    let app = TestApp::builder().backend(backend).clock(clock.clock()).spawn().await;
     let svix = app.svix_client();
     let app_id = svix.application().create(ApplicationIn::new("filters".to_owned()), None).await.unwrap().id;
     let t0 = three_messages(&svix, &app_id, &clock).await;

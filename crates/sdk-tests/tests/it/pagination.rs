@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use herald_testkit::spawn_app;
+use herald_testkit::{Backend, TestApp, backends};
 use serde_json::json;
 use svix::{
     api::{ApplicationListOptions, MessageListOptions},
@@ -61,9 +61,9 @@ where
     panic!("the walk backwards never reached `done`");
 }
 
-#[tokio::test]
-async fn sixty_applications_page_forwards_and_back_each_exactly_once() {
-    let app = spawn_app().await;
+#[backends]
+async fn sixty_applications_page_forwards_and_back_each_exactly_once(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let mut created = Vec::new();
     for i in 0..60 {
@@ -92,9 +92,9 @@ async fn sixty_applications_page_forwards_and_back_each_exactly_once() {
     assert_eq!(backwards, created[..56]);
 }
 
-#[tokio::test]
-async fn descending_order_pages_applications_newest_first() {
-    let app = spawn_app().await;
+#[backends]
+async fn descending_order_pages_applications_newest_first(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let mut created = Vec::new();
     for i in 0..15 {
@@ -125,9 +125,9 @@ async fn descending_order_pages_applications_newest_first() {
     assert_eq!(forwards, created);
 }
 
-#[tokio::test]
-async fn messages_page_newest_first_forwards_and_back() {
-    let app = spawn_app().await;
+#[backends]
+async fn messages_page_newest_first_forwards_and_back(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let app_id = svix.application().create(ApplicationIn::new("paged".to_owned()), None).await.unwrap().id;
     let mut created = Vec::new();

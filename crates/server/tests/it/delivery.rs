@@ -3,15 +3,15 @@
 
 use std::time::Duration;
 
-use herald_testkit::{Receiver, TestApp};
+use herald_testkit::{Backend, Receiver, TestApp, backends};
 use serde_json::json;
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
-#[tokio::test]
-async fn an_accepted_message_is_delivered_signed_to_the_endpoint() {
+#[backends]
+async fn an_accepted_message_is_delivered_signed_to_the_endpoint(backend: Backend) {
     let receiver = Receiver::start().await;
-    let app = TestApp::builder().allow_loopback().spawn().await;
+    let app = TestApp::builder().backend(backend).allow_loopback().spawn().await;
     let post = |path: String, body: serde_json::Value| {
         let request = app.http.post(app.url(&path)).json(&body);
         async move {
