@@ -24,7 +24,9 @@ use utoipa::{
 use crate::{
     Shared,
     error::{HttpErrorOut, HttpValidationError, ValidationErrorOut},
-    routes::{applications, endpoint_types as ept, endpoints, event_types, headers, health, messages},
+    routes::{
+        applications, attempts, endpoint_types as ept, endpoints, event_types, headers, health, messages, recovery,
+    },
 };
 
 /// Defines the ordering in a listing of results.
@@ -50,6 +52,9 @@ const SECURITY: &str = "HTTPBearer";
         endpoints::delete, endpoints::get_secret, endpoints::rotate_secret,
         headers::get, headers::put, headers::patch,
         messages::create, messages::list, messages::get_one,
+        attempts::list_by_endpoint, attempts::list_by_msg, attempts::get_one, attempts::expunge_attempt,
+        attempts::expunge_message, attempts::attempted_messages, attempts::attempted_destinations, attempts::stats,
+        recovery::resend, recovery::recover, recovery::replay_missing, recovery::bulk_replay,
         health::get,
     ),
     components(schemas(
@@ -62,6 +67,12 @@ const SECURITY: &str = "HTTPBearer";
         ept::EndpointSecretOut, ept::EndpointSecretRotateIn,
         headers::EndpointHeadersIn, headers::EndpointHeadersOut, headers::EndpointHeadersPatchIn,
         messages::MessageIn, messages::MessageOut, messages::MessageList,
+        attempts::MessageStatus, attempts::MessageStatusText, attempts::MessageAttemptTriggerType,
+        attempts::StatusCodeClass, attempts::MessageAttemptOut, attempts::MessageAttemptList,
+        attempts::EndpointMessageOut, attempts::EndpointMessageList, attempts::MessageEndpointOut,
+        attempts::MessageEndpointList, attempts::EndpointStats,
+        recovery::EmptyResponse, recovery::BackgroundTaskStatus, recovery::BackgroundTaskType,
+        recovery::RecoverIn, recovery::RecoverOut, recovery::ReplayIn, recovery::ReplayOut, recovery::BulkReplayIn,
     )),
     modifiers(&CommonParts),
 )]

@@ -154,7 +154,7 @@ fn empty_object() -> Box<RawValue> {
     RawValue::from_string("{}".to_owned()).expect("`{}` is valid JSON")
 }
 
-fn message_out(m: Message, with_content: bool) -> MessageOut {
+pub(crate) fn message_out(m: Message, with_content: bool) -> MessageOut {
     let payload = match m.payload {
         Some(text) if with_content => RawValue::from_string(text).unwrap_or_else(|_| empty_object()),
         _ => empty_object(),

@@ -5,7 +5,7 @@ use axum::{
     Router,
     extract::State,
     http::StatusCode,
-    routing::{get, post},
+    routing::{delete, get, post},
 };
 use herald_core::{AppId, model::Application};
 use herald_store::StoreError;
@@ -14,12 +14,14 @@ use serde::{Deserialize, Deserializer};
 use crate::{Shared, auth::Auth, error::ApiError, extract::check_key};
 
 pub mod applications;
+pub mod attempts;
 pub mod endpoint_types;
 pub mod endpoints;
 pub mod event_types;
 pub mod headers;
 pub mod health;
 pub mod messages;
+pub mod recovery;
 
 /// Routes that need no token: health and the OpenAPI document.
 pub(crate) fn public() -> Router<Shared> {
@@ -50,6 +52,26 @@ pub(crate) fn management() -> Router<Shared> {
             "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
             get(headers::get).put(headers::put).patch(headers::patch),
         )
+        .merge(attempt_routes())
+}
+
+/// The attempt log and manual control (resend, recover, replay).
+fn attempt_routes() -> Router<Shared> {
+    use attempts as at;
+    use recovery as rc;
+    Router::new()
+        .route("/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}", get(at::list_by_endpoint))
+        .route("/api/v1/app/{app_id}/attempt/msg/{msg_id}", get(at::list_by_msg))
+        .route("/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", get(at::get_one))
+        .route("/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content", delete(at::expunge_attempt))
+        .route("/api/v1/app/{app_id}/msg/{msg_id}/content", delete(at::expunge_message))
+        .route("/api/v1/app/{app_id}/msg/{msg_id}/endpoint", get(at::attempted_destinations))
+        .route("/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg", get(at::attempted_messages))
+        .route("/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", get(at::stats))
+        .route("/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", post(rc::resend))
+        .route("/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", post(rc::recover))
+        .route("/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing", post(rc::replay_missing))
+        .route("/api/v1/app/{app_id}/endpoint/{endpoint_id}/bulk-replay", post(rc::bulk_replay))
 }
 
 /// Fallback for paths no route matches.

@@ -9,6 +9,7 @@
 //! Herald's answer (`Error::Generic`).
 
 mod applications;
+mod attempts;
 mod deliveries;
 mod endpoints;
 mod errors;

@@ -1,5 +1,6 @@
 //! End-to-end tests of the server wiring: real servers on port 0, real SQLite files.
 
+mod attempts;
 mod bootstrap;
 mod delivery;
 mod lifecycle;
