@@ -1,5 +1,6 @@
 //! Tests of the `herald` binary as users and scripts run it.
 
+mod cluster;
 mod durability;
 mod load;
 mod serve;
