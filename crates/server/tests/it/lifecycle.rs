@@ -61,3 +61,15 @@ async fn an_unreachable_postgres_fails_without_showing_the_password() {
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert!(!err.contains("secret"), "{err}");
 }
+
+#[tokio::test]
+async fn a_worker_node_answers_only_health() {
+    let app = herald_testkit::TestApp::builder().config(|c| c.server.role = herald_server::Role::Worker).spawn().await;
+    let health = app.http.get(app.url("/api/v1/health")).send().await.unwrap();
+    assert_eq!(health.status(), 204);
+    let api = app.http.get(app.url("/api/v1/app")).send().await.unwrap();
+    assert_eq!(api.status(), 404);
+    let body: serde_json::Value = api.json().await.unwrap();
+    assert_eq!(body["code"], "not_found", "{body}");
+    tokio::time::timeout(Duration::from_secs(30), app.stop()).await.expect("stop returns").unwrap();
+}
