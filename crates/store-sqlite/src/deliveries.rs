@@ -22,19 +22,31 @@ pub fn claim(
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     let skip = serde_json::to_string(&skip.iter().map(EndpointId::as_str).collect::<Vec<_>>())
         .map_err(|e| StoreError::Internal(e.into()))?;
-    let claimed: Vec<herald_core::model::Delivery> = conn
+    // Pick the keys first, then lease each by primary key: a row-value `IN (subquery)`
+    // in the UPDATE made SQLite scan the whole table, finished deliveries included.
+    let due: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT msg_id, endpoint_id FROM deliveries
+             WHERE status IN (1, 3) AND next_attempt_at <= ?1
+               AND endpoint_id NOT IN (SELECT value FROM json_each(?3))
+             ORDER BY next_attempt_at LIMIT ?2",
+        )
+        .and_then(|mut s| s.query_map(params![ms(now), limit as i64, skip], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .map_err(db_err("delivery"))?;
+    let mut lease = conn
         .prepare_cached(&format!(
-            "UPDATE deliveries SET status = 3, next_attempt_at = ?1
-             WHERE (msg_id, endpoint_id) IN (
-                 SELECT msg_id, endpoint_id FROM deliveries
-                 WHERE status IN (1, 3) AND next_attempt_at <= ?2
-                   AND endpoint_id NOT IN (SELECT value FROM json_each(?4))
-                 ORDER BY next_attempt_at LIMIT ?3)
-             RETURNING {}",
+            "UPDATE deliveries SET status = 3, next_attempt_at = ?3 WHERE msg_id = ?1 AND endpoint_id = ?2 RETURNING {}",
             rows::DELIVERY_COLUMNS
         ))
-        .and_then(|mut s| s.query_map(params![ms(lease_until), ms(now), limit as i64, skip], rows::delivery)?.collect())
         .map_err(db_err("delivery"))?;
+    let mut claimed = Vec::with_capacity(due.len());
+    for (msg_id, endpoint_id) in &due {
+        claimed.push(
+            lease
+                .query_row(params![msg_id, endpoint_id, ms(lease_until)], rows::delivery)
+                .map_err(db_err("delivery"))?,
+        );
+    }
     let mut messages = HashMap::new();
     let mut endpoints = HashMap::new();
     let mut out = Vec::with_capacity(claimed.len());
