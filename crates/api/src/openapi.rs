@@ -26,6 +26,7 @@ use crate::{
     error::{HttpErrorOut, HttpValidationError, ValidationErrorOut},
     routes::{
         applications, attempts, endpoint_types as ept, endpoints, event_types, headers, health, messages, recovery,
+        retry_schedules,
     },
 };
 
@@ -48,6 +49,7 @@ const SECURITY: &str = "HTTPBearer";
         applications::patch, applications::delete,
         event_types::list, event_types::create, event_types::get, event_types::upsert,
         event_types::patch, event_types::delete,
+        retry_schedules::get, retry_schedules::set,
         endpoints::list, endpoints::create, endpoints::get, endpoints::upsert, endpoints::patch,
         endpoints::delete, endpoints::get_secret, endpoints::rotate_secret,
         headers::get, headers::put, headers::patch,
@@ -63,6 +65,7 @@ const SECURITY: &str = "HTTPBearer";
         applications::ApplicationList,
         event_types::EventTypeIn, event_types::EventTypeOut, event_types::EventTypePatch,
         event_types::EventTypeUpsertIn, event_types::EventTypeList,
+        retry_schedules::RetryScheduleInOut, retry_schedules::RetryScheduleList, retry_schedules::DurationInOut,
         ept::EndpointIn, ept::EndpointOut, ept::EndpointPatch, ept::EndpointUpsertIn, ept::EndpointList,
         ept::EndpointSecretOut, ept::EndpointSecretRotateIn,
         headers::EndpointHeadersIn, headers::EndpointHeadersOut, headers::EndpointHeadersPatchIn,

@@ -22,6 +22,7 @@ pub mod headers;
 pub mod health;
 pub mod messages;
 pub mod recovery;
+pub mod retry_schedules;
 
 /// Routes that need no token: health and the OpenAPI document.
 pub(crate) fn public() -> Router<Shared> {
@@ -40,6 +41,10 @@ pub(crate) fn management() -> Router<Shared> {
         .route(
             "/api/v1/event-type/{event_type_name}",
             get(ets::get).put(ets::upsert).patch(ets::patch).delete(ets::delete),
+        )
+        .route(
+            "/api/v1/event-type/{event_type_name}/retry-schedule",
+            get(retry_schedules::get).put(retry_schedules::set),
         )
         .route("/api/v1/app/{app_id}/endpoint", get(eps::list).post(eps::create))
         .route(

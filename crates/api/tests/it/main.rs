@@ -8,3 +8,4 @@ mod event_types;
 mod harness;
 mod messages;
 mod openapi;
+mod retry_schedules;
