@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use axum::{Router, middleware::from_fn_with_state};
 use herald_core::{Clock, net::AllowList};
+use herald_metrics::Metrics;
 use herald_store::DynStore;
 
 pub mod auth;
@@ -52,12 +53,14 @@ pub struct AppState {
     pub store: DynStore,
     pub config: Arc<ApiConfig>,
     pub clock: Clock,
+    /// The node's metrics registry; the API counts accepted messages into it.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
-    /// State over `store` with the given settings and time source.
-    pub fn new(store: DynStore, config: ApiConfig, clock: Clock) -> Self {
-        Self { store, config: Arc::new(config), clock }
+    /// State over `store` with the given settings, time source and metrics registry.
+    pub fn new(store: DynStore, config: ApiConfig, clock: Clock, metrics: Arc<Metrics>) -> Self {
+        Self { store, config: Arc::new(config), clock, metrics }
     }
 }
 
@@ -66,6 +69,7 @@ pub(crate) struct Ctx {
     pub store: DynStore,
     pub config: Arc<ApiConfig>,
     pub clock: Clock,
+    pub metrics: Arc<Metrics>,
     pub tokens: auth::TokenCache,
     pub limiter: Option<ratelimit::RateLimiter>,
     /// When set, endpoint URLs are also refused if they name a blocked address.
@@ -103,6 +107,7 @@ fn build(state: AppState, ssrf_allow: Option<AllowList>) -> Router {
         store: state.store,
         config: state.config,
         clock: state.clock,
+        metrics: state.metrics,
         tokens: auth::TokenCache::default(),
         limiter,
         ssrf_allow,

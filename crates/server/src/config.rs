@@ -69,6 +69,14 @@ pub const SETTINGS: &[Setting] = &[
     setting("worker.retry_schedule", "HERALD_RETRY_SCHEDULE", Some("retry-schedule")),
     setting("worker.lease_ms", "HERALD_WORKER__LEASE_MS", None),
     setting("worker.request_timeout_ms", "HERALD_WORKER__REQUEST_TIMEOUT_MS", None),
+    setting("worker.disable_after_failing_ms", "HERALD_WORKER__DISABLE_AFTER_FAILING_MS", None),
+    setting("worker.poll_interval_ms", "HERALD_WORKER__POLL_INTERVAL_MS", None),
+    setting("worker.batch_size", "HERALD_WORKER__BATCH_SIZE", None),
+    setting("worker.max_in_flight", "HERALD_WORKER__MAX_IN_FLIGHT", None),
+    setting("worker.max_in_flight_per_endpoint", "HERALD_WORKER__MAX_IN_FLIGHT_PER_ENDPOINT", None),
+    setting("retention.interval_ms", "HERALD_RETENTION__INTERVAL_MS", None),
+    setting("retention.attempt_retention_days", "HERALD_RETENTION__ATTEMPT_RETENTION_DAYS", None),
+    setting("retention.batch_size", "HERALD_RETENTION__BATCH_SIZE", None),
     setting("log.format", "HERALD_LOG_FORMAT", Some("log-format")),
 ];
 
@@ -174,6 +182,8 @@ struct RawFile {
     #[serde(default)]
     worker: RawWorker,
     #[serde(default)]
+    retention: RawRetention,
+    #[serde(default)]
     log: RawLog,
 }
 
@@ -220,6 +230,19 @@ struct RawWorker {
     retry_schedule: Option<String>,
     lease_ms: Option<Scalar>,
     request_timeout_ms: Option<Scalar>,
+    disable_after_failing_ms: Option<Scalar>,
+    poll_interval_ms: Option<Scalar>,
+    batch_size: Option<Scalar>,
+    max_in_flight: Option<Scalar>,
+    max_in_flight_per_endpoint: Option<Scalar>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    interval_ms: Option<Scalar>,
+    attempt_retention_days: Option<Scalar>,
+    batch_size: Option<Scalar>,
 }
 
 #[derive(Deserialize, Default)]
@@ -271,6 +294,14 @@ impl RawFile {
             ("worker.retry_schedule", self.worker.retry_schedule),
             ("worker.lease_ms", self.worker.lease_ms.map(scalar)),
             ("worker.request_timeout_ms", self.worker.request_timeout_ms.map(scalar)),
+            ("worker.disable_after_failing_ms", self.worker.disable_after_failing_ms.map(scalar)),
+            ("worker.poll_interval_ms", self.worker.poll_interval_ms.map(scalar)),
+            ("worker.batch_size", self.worker.batch_size.map(scalar)),
+            ("worker.max_in_flight", self.worker.max_in_flight.map(scalar)),
+            ("worker.max_in_flight_per_endpoint", self.worker.max_in_flight_per_endpoint.map(scalar)),
+            ("retention.interval_ms", self.retention.interval_ms.map(scalar)),
+            ("retention.attempt_retention_days", self.retention.attempt_retention_days.map(scalar)),
+            ("retention.batch_size", self.retention.batch_size.map(scalar)),
             ("log.format", self.log.format),
         ]
         .into_iter()
@@ -341,6 +372,14 @@ impl Layers {
         })
     }
 
+    /// A [`ConfigError::Invalid`] for `key` as currently set, for rules that tie several
+    /// keys together and are checked after each one parsed.
+    fn invalid(&self, key: &str, reason: String) -> ConfigError {
+        let setting = find_setting(key).expect("only keys with a setting can be set to a bad value");
+        let (value, origin) = self.0.get(setting.key).cloned().unwrap_or_else(|| (String::new(), Origin::Default));
+        ConfigError::Invalid { setting, origin, value: (!setting.secret).then_some(value), reason }
+    }
+
     /// Like [`Self::get`] for keys the built-in defaults always set.
     fn require<T>(&self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, ConfigError> {
         Ok(self.get(key, parse)?.unwrap_or_else(|| panic!("config.default.toml sets `{key}`")))
@@ -360,6 +399,7 @@ pub struct Config {
     pub api: ApiSettings,
     pub net: NetConfig,
     pub worker: WorkerConfig,
+    pub retention: RetentionConfig,
     pub log: LogConfig,
 }
 
@@ -464,7 +504,21 @@ pub struct WorkerConfig {
     /// Deadline for one delivery attempt (`worker.request_timeout_ms`). The lease must
     /// exceed it by at least 5 s.
     pub request_timeout: Duration,
+    /// An endpoint failing without a success for this long is disabled at its next
+    /// failure; `None` (written 0) never (`worker.disable_after_failing_ms`).
+    pub disable_after_failing: Option<Duration>,
+    /// The safety-net sweep for due deliveries (`worker.poll_interval_ms`).
+    pub poll_interval: Duration,
+    /// Most deliveries claimed in one store call (`worker.batch_size`).
+    pub batch_size: usize,
+    /// Most deliveries this node holds at once (`worker.max_in_flight`).
+    pub max_in_flight: usize,
+    /// Most concurrent requests to one endpoint (`worker.max_in_flight_per_endpoint`).
+    pub max_in_flight_per_endpoint: usize,
 }
+
+/// `[retention]`: the sweeper that drops expired payloads and old attempts (worker role).
+pub use herald_worker::RetentionConfig;
 
 /// `[log]`: log output.
 #[derive(Debug, Clone, Copy, Default)]
@@ -505,6 +559,34 @@ impl Config {
     }
 
     fn from_layers(l: &Layers) -> Result<Self, ConfigError> {
+        let config = Self::parse_layers(l)?;
+        // The worker's own rules tie keys together (e.g. the per-endpoint cap must leave
+        // room for other endpoints); report them under the key they name.
+        let section = |key: &str, prefix: &str| format!("{prefix}.{key}");
+        config.worker_config().validate().map_err(|e| l.invalid(&section(e.key, "worker"), e.reason))?;
+        config.retention.validate().map_err(|e| l.invalid(&section(e.key, "retention"), e.reason))?;
+        Ok(config)
+    }
+
+    /// The dispatcher's settings: the `[worker]` section plus the SSRF allow-list from
+    /// `[net]`; keys without a setting keep the worker's defaults.
+    pub fn worker_config(&self) -> herald_worker::WorkerConfig {
+        let w = &self.worker;
+        herald_worker::WorkerConfig {
+            retry_schedule: w.retry_schedule.clone(),
+            allow_cidrs: self.net.allow_cidrs.clone(),
+            lease: w.lease,
+            request_timeout: w.request_timeout,
+            disable_after_failing: w.disable_after_failing,
+            poll_interval: w.poll_interval,
+            batch_size: w.batch_size,
+            max_in_flight: w.max_in_flight,
+            max_in_flight_per_endpoint: w.max_in_flight_per_endpoint,
+            ..herald_worker::WorkerConfig::default()
+        }
+    }
+
+    fn parse_layers(l: &Layers) -> Result<Self, ConfigError> {
         Ok(Self {
             server: ServerConfig {
                 listen: l.require("server.listen", |v| {
@@ -547,7 +629,19 @@ impl Config {
                         lease => Ok(lease),
                     })?,
                     request_timeout,
+                    disable_after_failing: l.require("worker.disable_after_failing_ms", parse_optional_millis)?,
+                    poll_interval: l.require("worker.poll_interval_ms", |v| parse_millis(v, 1))?,
+                    batch_size: l.require("worker.batch_size", |v| parse_count(v, 1, 10_000))? as usize,
+                    max_in_flight: l.require("worker.max_in_flight", |v| parse_count(v, 1, 1_000_000))? as usize,
+                    max_in_flight_per_endpoint: l
+                        .require("worker.max_in_flight_per_endpoint", |v| parse_count(v, 1, 100_000))?
+                        as usize,
                 }
+            },
+            retention: RetentionConfig {
+                interval: l.require("retention.interval_ms", |v| parse_millis(v, 1))?,
+                attempt_retention_days: l.require("retention.attempt_retention_days", |v| parse_count(v, 1, 36_500))?,
+                batch_size: l.require("retention.batch_size", |v| parse_count(v, 1, 100_000))? as usize,
             },
             log: LogConfig {
                 format: l.require("log.format", |v| match v {
@@ -620,6 +714,16 @@ fn parse_millis(v: &str, min: u64) -> Result<Duration, String> {
     match v.parse::<u64>() {
         Ok(n) if (min..=DAY_MS).contains(&n) => Ok(Duration::from_millis(n)),
         _ => Err(format!("expected a number of milliseconds from {min} to {DAY_MS}")),
+    }
+}
+
+/// Parses a number of milliseconds up to a year; `0` turns the feature off (`None`).
+fn parse_optional_millis(v: &str) -> Result<Option<Duration>, String> {
+    const YEAR_MS: u64 = 365 * 24 * 60 * 60 * 1000;
+    match v.parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(n) if n <= YEAR_MS => Ok(Some(Duration::from_millis(n))),
+        _ => Err(format!("expected a number of milliseconds up to {YEAR_MS}, or 0 for never")),
     }
 }
 
@@ -765,6 +869,13 @@ mod tests {
         assert_eq!(c.worker.retry_schedule, RetrySchedule::default());
         assert_eq!(c.log.format, LogFormat::Human);
         assert_eq!(c.server.request_timeout, Duration::from_secs(30));
+        // The worker's and the sweeper's own defaults, stated once more in the file.
+        let worker = c.worker_config();
+        assert_eq!(
+            worker,
+            herald_worker::WorkerConfig { allow_cidrs: worker.allow_cidrs.clone(), ..Default::default() }
+        );
+        assert_eq!(c.retention, RetentionConfig::default());
         assert_eq!(c.public_url(c.server.listen), "http://127.0.0.1:8071");
     }
 
@@ -806,6 +917,15 @@ mod tests {
             retry_schedule = "1s,2s"
             lease_ms = 9000
             request_timeout_ms = 4000
+            disable_after_failing_ms = 0
+            poll_interval_ms = 250
+            batch_size = 7
+            max_in_flight = 90
+            max_in_flight_per_endpoint = 3
+            [retention]
+            interval_ms = 1500
+            attempt_retention_days = 7
+            batch_size = 50
             [log]
             format = "json"
             "#,
@@ -818,16 +938,23 @@ mod tests {
         assert_eq!(c.store.database_url, DatabaseUrl::Sqlite("/var/lib/herald/data.db".into()));
         assert_eq!((c.store.pool_size, c.store.statement_timeout), (3, None));
         assert_eq!(c.store.acquire_timeout, Duration::from_millis(250));
-        assert_eq!(c.auth.admin_token.unwrap().expose_secret(), "0123456789abcdef0123");
+        assert_eq!(c.auth.admin_token.as_ref().unwrap().expose_secret(), "0123456789abcdef0123");
         assert_eq!(c.api.max_body_bytes, 2048);
         assert_eq!(c.api.rate_limit, Some(RateLimit { per_second: 10.0, burst: 20 }));
         let cidrs: Vec<String> = c.net.allow_cidrs.cidrs().iter().map(ToString::to_string).collect();
         assert_eq!(cidrs, ["10.0.0.0/8", "::1/128"]);
         assert_eq!(c.worker.retry_schedule.to_string(), "1s,2s");
         assert_eq!((c.worker.lease, c.worker.request_timeout), (Duration::from_secs(9), Duration::from_secs(4)));
+        let worker = c.worker_config();
+        assert_eq!((worker.disable_after_failing, worker.poll_interval), (None, Duration::from_millis(250)));
+        assert_eq!((worker.batch_size, worker.max_in_flight, worker.max_in_flight_per_endpoint), (7, 90, 3));
+        assert_eq!(worker.allow_cidrs, c.net.allow_cidrs);
+        let retention =
+            RetentionConfig { interval: Duration::from_millis(1500), attempt_retention_days: 7, batch_size: 50 };
+        assert_eq!(c.retention, retention);
         assert_eq!(c.log.format, LogFormat::Json);
         // Every setting in the table went through the file path.
-        assert_eq!(SETTINGS.len(), 16);
+        assert_eq!(SETTINGS.len(), 24);
     }
 
     #[test]
@@ -927,12 +1054,32 @@ mod tests {
             ("HERALD_WORKER__LEASE_MS", "-1"),
             ("HERALD_WORKER__REQUEST_TIMEOUT_MS", "0"),
             ("HERALD_WORKER__LEASE_MS", "19999"),
+            ("HERALD_WORKER__DISABLE_AFTER_FAILING_MS", "-1"),
+            ("HERALD_WORKER__DISABLE_AFTER_FAILING_MS", "5d"),
+            ("HERALD_WORKER__POLL_INTERVAL_MS", "0"),
+            ("HERALD_WORKER__BATCH_SIZE", "0"),
+            ("HERALD_WORKER__MAX_IN_FLIGHT", "0"),
+            ("HERALD_WORKER__MAX_IN_FLIGHT", "40"),
+            ("HERALD_WORKER__MAX_IN_FLIGHT_PER_ENDPOINT", "0"),
+            ("HERALD_RETENTION__INTERVAL_MS", "0"),
+            ("HERALD_RETENTION__ATTEMPT_RETENTION_DAYS", "0"),
+            ("HERALD_RETENTION__ATTEMPT_RETENTION_DAYS", "30d"),
+            ("HERALD_RETENTION__BATCH_SIZE", "0"),
         ];
         for (name, value) in cases {
             let err = load_env(&[(name, value)]).expect_err(&format!("{name}={value:?} should be refused"));
             let msg = err.to_string();
             assert!(msg.starts_with(&format!("invalid {name}")), "{name}={value:?}: {msg}");
         }
+    }
+
+    #[test]
+    fn rules_across_worker_keys_name_the_key_at_fault() {
+        let msg = load_env(&[("HERALD_WORKER__MAX_IN_FLIGHT_PER_ENDPOINT", "480")]).unwrap_err().to_string();
+        assert!(msg.contains("`worker.max_in_flight` (HERALD_WORKER__MAX_IN_FLIGHT) \"500\": must exceed"), "{msg}");
+        let c =
+            load_env(&[("HERALD_WORKER__MAX_IN_FLIGHT_PER_ENDPOINT", "480"), ("HERALD_WORKER__MAX_IN_FLIGHT", "600")]);
+        assert_eq!(c.unwrap().worker_config().max_in_flight_per_endpoint, 480);
     }
 
     #[test]

@@ -1,15 +1,17 @@
-//! The tower layers around the API router: request ids, tracing and a request timeout.
+//! The tower layers around the API router (request ids, tracing and a request timeout),
+//! the listener of a worker-only node, and `GET /metrics`, which every role serves.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
     extract::{Request, State},
-    http::{HeaderValue, StatusCode},
+    http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
 use herald_core::retry::format_duration;
+use herald_metrics::{Metrics, QueueGauge};
 use herald_store::DynStore;
 use tower::ServiceBuilder;
 use tower_http::{
@@ -52,6 +54,25 @@ pub fn health_only(store: DynStore) -> Router {
         (StatusCode::NOT_FOUND, Json(body)).into_response()
     }
     Router::new().route("/api/v1/health", axum::routing::get(health)).fallback(not_found).with_state(store)
+}
+
+/// `GET /metrics`: `metrics` in the Prometheus text format (`text/plain; version=0.0.4`),
+/// with the queue depth read from the store at scrape time. It needs no token, like
+/// health: the series carry counts and endpoint ids, never payloads or secrets. When the
+/// store does not answer, the queue gauge is left out and the rest is still served.
+pub fn metrics(store: DynStore, metrics: Arc<Metrics>) -> Router {
+    async fn scrape(State((store, metrics)): State<(DynStore, Arc<Metrics>)>) -> Response {
+        let queue = match store.queue_depth().await {
+            Ok(depth) => Some(QueueGauge { pending: depth.pending, sending: depth.sending }),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics scrape: reading the queue depth failed");
+                None
+            }
+        };
+        let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+        ([(header::CONTENT_TYPE, content_type)], metrics.render(queue)).into_response()
+    }
+    Router::new().route("/metrics", axum::routing::get(scrape)).with_state((store, metrics))
 }
 
 /// Request ids: 128 random bits in hex.

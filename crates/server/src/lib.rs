@@ -10,6 +10,7 @@ use std::{io::Write, sync::Arc, time::Duration};
 use anyhow::Context;
 use herald_api::{ApiConfig, AppState};
 use herald_core::Clock;
+use herald_metrics::Metrics;
 use herald_store::DynStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -116,26 +117,31 @@ pub async fn run_with_store(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the bound address")?;
     let role = config.server.role;
+    // One registry per node: the API counts accepted messages, the dispatcher its
+    // attempts, and `/metrics` (served in every role) renders both.
+    let metrics = Metrics::new();
     let app = if role.is_api() {
-        api_router(&config, store.clone(), clock.clone(), addr).await?
+        api_router(&config, store.clone(), clock.clone(), metrics.clone(), addr).await?
     } else {
         http::health_only(store.clone())
     };
-    let app = http::layers(app, config.server.request_timeout);
+    let app = http::layers(app.merge(http::metrics(store.clone(), metrics.clone())), config.server.request_timeout);
 
     // The dispatcher stops claiming when `shutdown` fires and is awaited after the
     // listener has drained, so attempts in flight are recorded before `run` returns.
-    let dispatcher = if role.is_worker() {
-        let worker_config = herald_worker::WorkerConfig {
-            retry_schedule: config.worker.retry_schedule.clone(),
-            allow_cidrs: config.net.allow_cidrs.clone(),
-            lease: config.worker.lease,
-            request_timeout: config.worker.request_timeout,
-            ..herald_worker::WorkerConfig::default()
-        };
-        let handle = herald_worker::spawn_dispatcher(store, worker_config, clock, shutdown.child_token())
-            .context("starting the delivery dispatcher")?;
-        Some(handle)
+    // The retention sweeper runs beside it and stops once a sweep in progress is done.
+    let workers = if role.is_worker() {
+        let dispatcher = herald_worker::spawn_dispatcher_with_metrics(
+            store.clone(),
+            config.worker_config(),
+            clock.clone(),
+            metrics,
+            shutdown.child_token(),
+        )
+        .context("starting the delivery dispatcher")?;
+        let sweeper =
+            herald_worker::spawn_retention_sweeper(store, config.retention.clone(), clock, shutdown.child_token());
+        Some((dispatcher, sweeper))
     } else {
         None
     };
@@ -152,8 +158,9 @@ pub async fn run_with_store(
             tracing::warn!("connections still open {grace:?} after shutdown began; stopping anyway");
         }
     }
-    if let Some(dispatcher) = dispatcher {
+    if let Some((dispatcher, sweeper)) = workers {
         dispatcher.stopped().await.context("the delivery dispatcher panicked")?;
+        sweeper.await.context("the retention sweeper panicked")?;
     }
     tracing::info!("Herald stopped");
     Ok(())
@@ -165,6 +172,7 @@ async fn api_router(
     config: &Config,
     store: DynStore,
     clock: Clock,
+    metrics: Arc<Metrics>,
     addr: std::net::SocketAddr,
 ) -> anyhow::Result<axum::Router> {
     let public_url = config.public_url(addr);
@@ -178,7 +186,7 @@ async fn api_router(
 
     let api_config =
         ApiConfig { max_body_bytes: config.api.max_body_bytes, rate_limit: config.api.rate_limit, public_url };
-    let state = AppState { store, config: Arc::new(api_config), clock };
+    let state = AppState { store, config: Arc::new(api_config), clock, metrics };
     // Endpoint URLs naming blocked addresses are refused at write time (422) unless
     // HERALD_ALLOW_CIDRS opens them; the worker checks again at send time.
     Ok(herald_api::router_with_ssrf_guard(state, config.net.allow_cidrs.clone()))

@@ -279,6 +279,7 @@ pub(crate) async fn create(
     let new = NewMessage { app_key, create_app, message, idempotency, event_id_since: now - EVENT_ID_WINDOW };
     match ctx.store.create_message(new).await? {
         MessageOutcome::Created { .. } => {
+            ctx.metrics.messages_accepted(1);
             let mut response = (StatusCode::ACCEPTED, body).into_response();
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             Ok(response)

@@ -37,7 +37,7 @@ async fn spawn_full(config: ApiConfig, guard: Option<AllowList>) -> TestApp {
     let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("herald.db")).expect("open store"));
     let (token, record) = mint_token(None, Utc::now(), &mut rand::rng());
     store.create_token(record).await.expect("store token");
-    let state = AppState::new(store.clone(), config, Arc::new(Utc::now));
+    let state = AppState::new(store.clone(), config, Arc::new(Utc::now), herald_metrics::Metrics::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let router = match guard {

@@ -4,3 +4,6 @@ mod attempts;
 mod bootstrap;
 mod delivery;
 mod lifecycle;
+mod metrics;
+mod retention;
+mod retry_schedules;
