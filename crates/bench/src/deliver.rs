@@ -74,7 +74,7 @@ struct Setup {
 
 async fn start(args: &DeliverArgs) -> anyhow::Result<Setup> {
     let epoch = Instant::now();
-    let server = ChildServer::start(args.server_bin.clone())?;
+    let server = ChildServer::start(args.server_bin.clone(), "all")?;
     let receiver = Receiver::start(epoch).await?;
     let api = Api::new(&format!("http://{}", server.addr), &server.token, args.clients)?;
     Ok(Setup { server, receiver, api, epoch })

@@ -34,6 +34,10 @@ pub struct IngestArgs {
     /// Stop after this many messages even if time remains.
     #[arg(long, default_value_t = 10_000_000)]
     max_messages: u64,
+    /// The server's role: `all` delivers alongside ingest, `api` only accepts (the
+    /// deliveries stay queued).
+    #[arg(long, default_value = "all", value_parser = ["all", "api"])]
+    role: String,
     /// Send no `idempotency-key` header (the official SDKs send one with every POST).
     #[arg(long)]
     no_idempotency_key: bool,
@@ -42,12 +46,13 @@ pub struct IngestArgs {
 pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.clients > 0, "--clients must be at least 1");
     let epoch = Instant::now();
-    let server = ChildServer::start(args.server_bin.clone())?;
+    let server = ChildServer::start(args.server_bin.clone(), &args.role)?;
     let receiver = Receiver::start(epoch).await?;
     let api = Api::new(&format!("http://{}", server.addr), &server.token, args.clients)?;
     let url = api.setup(1, &receiver.url()).await?;
     println!(
-        "ingest: {} clients, {}-byte payloads, {:?}, idempotency keys {}",
+        "ingest: role {}, {} clients, {}-byte payloads, {:?}, idempotency keys {}",
+        args.role,
         args.clients,
         args.payload_bytes,
         args.duration,

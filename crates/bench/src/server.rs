@@ -31,9 +31,9 @@ pub struct ChildServer {
 }
 
 impl ChildServer {
-    /// Starts `bin` (default: `herald` next to this binary) with loopback delivery
-    /// allowed, so webhooks can reach the bench's own receiver.
-    pub fn start(bin: Option<PathBuf>) -> anyhow::Result<Self> {
+    /// Starts `bin` (default: `herald` next to this binary) in `role` (`all`, `api`)
+    /// with loopback delivery allowed, so webhooks can reach the bench's own receiver.
+    pub fn start(bin: Option<PathBuf>, role: &str) -> anyhow::Result<Self> {
         let bin = match bin {
             Some(bin) => bin,
             None => std::env::current_exe()?.with_file_name("herald"),
@@ -51,6 +51,7 @@ impl ChildServer {
             .env("HERALD_DATABASE_URL", format!("sqlite://{}", dir.path().join("bench.db").display()))
             .env("HERALD_ADMIN_TOKEN", &token)
             .env("HERALD_ALLOW_CIDRS", "127.0.0.1/32")
+            .env("HERALD_ROLE", role)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
