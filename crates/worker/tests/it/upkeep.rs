@@ -115,12 +115,12 @@ async fn throttle_rate_spaces_requests_without_dropping_any() {
         assert!(attempts.iter().any(|a| a.endpoint_id == free.id));
     }
     starts.sort();
-    for pair in starts.windows(2) {
-        // 4 per second: 250 ms apart, less the millisecond between the throttle's
-        // clock reading and the attempt's.
-        let gap = (pair[1] - pair[0]).num_milliseconds();
-        assert!(gap >= 248, "requests {gap} ms apart under throttleRate 4");
-    }
+    // 4 per second spaces 4 starts over at least 750 ms; each attempt stamps its start a
+    // little after the throttle lets it go, and on a loaded machine the first stamp may
+    // lag, so allow that much slack. Unthrottled, all 4 start within milliseconds. The
+    // exact spacing is checked with a controlled clock in `throttle`'s unit test.
+    let span = (starts[starts.len() - 1] - starts[0]).num_milliseconds();
+    assert!(span >= 500, "4 requests spread over only {span} ms under throttleRate 4");
     shutdown.cancel();
     handle.stopped().await.unwrap();
     h.assert_drained().await;
