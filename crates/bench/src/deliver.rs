@@ -18,7 +18,7 @@ use clap::Args;
 
 use crate::{
     api::{Api, message_body},
-    server::{ChildServer, Receiver, print_latency},
+    server::{Nodes, Receiver, print_latency},
 };
 
 #[derive(Args)]
@@ -47,12 +47,29 @@ pub struct DeliverArgs {
     /// Concurrent clients creating messages.
     #[arg(long, default_value_t = 64)]
     clients: usize,
+    /// Run on a fresh schema of this PostgreSQL server (e.g.
+    /// `postgres://postgres@127.0.0.1:5432/test`) instead of a temp SQLite file; each
+    /// phase gets its own schema.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
+    /// With `--postgres`: start one `--role api` node that receives the messages plus
+    /// this many `--role worker` nodes that deliver them (0: one node in role `all`).
+    #[arg(long, default_value_t = 0, requires = "postgres")]
+    worker_nodes: usize,
     /// Longest wait for deliveries to arrive in any phase.
     #[arg(long, default_value = "300s", value_parser = crate::parse_run_time)]
     timeout: Duration,
 }
 
 pub async fn run(args: DeliverArgs) -> anyhow::Result<()> {
+    println!(
+        "deliver: {}",
+        match (&args.postgres, args.worker_nodes) {
+            (None, _) => "SQLite, one node".to_owned(),
+            (Some(_), 0) => "PostgreSQL, one node in role all".to_owned(),
+            (Some(_), n) => format!("PostgreSQL, one api node and {n} worker node(s)"),
+        }
+    );
     for &endpoints in &args.endpoints {
         throughput(&args, endpoints).await?;
     }
@@ -66,7 +83,7 @@ pub async fn run(args: DeliverArgs) -> anyhow::Result<()> {
 }
 
 struct Setup {
-    server: ChildServer,
+    nodes: Nodes,
     receiver: Receiver,
     api: Api,
     epoch: Instant,
@@ -74,10 +91,11 @@ struct Setup {
 
 async fn start(args: &DeliverArgs) -> anyhow::Result<Setup> {
     let epoch = Instant::now();
-    let server = ChildServer::start(args.server_bin.clone(), "all")?;
+    let role = if args.worker_nodes > 0 { "api" } else { "all" };
+    let nodes = Nodes::start(args.server_bin.clone(), args.postgres.as_deref(), role, args.worker_nodes).await?;
     let receiver = Receiver::start(epoch).await?;
-    let api = Api::new(&format!("http://{}", server.addr), &server.token, args.clients)?;
-    Ok(Setup { server, receiver, api, epoch })
+    let api = Api::new(&format!("http://{}", nodes.api.addr), &nodes.api.token, args.clients)?;
+    Ok(Setup { nodes, receiver, api, epoch })
 }
 
 /// Posts `count` messages from `clients` concurrent clients; returns how many were accepted.
@@ -166,7 +184,7 @@ async fn steady_latency(args: &DeliverArgs) -> anyhow::Result<()> {
     wait_for(&setup.receiver, accepted, args.timeout).await?;
     println!("steady {} msg/s for {:?}: {accepted} messages delivered", args.rate, args.steady);
     print_latency("end-to-end:", &setup.receiver.take_latency());
-    println!("server RSS: peak {:.1} MiB (VmHWM)", setup.server.peak_rss_kib()? as f64 / 1024.0);
+    println!("server RSS: {}", setup.nodes.peak_rss_text()?);
     Ok(())
 }
 
@@ -179,9 +197,6 @@ async fn backlog(args: &DeliverArgs) -> anyhow::Result<()> {
         "backlog: {accepted} deliveries queued to a receiver answering after 10 s ({:.1}s to accept)",
         started.elapsed().as_secs_f64()
     );
-    println!(
-        "server RSS: peak {:.1} MiB (VmHWM) with the backlog queued",
-        setup.server.peak_rss_kib()? as f64 / 1024.0
-    );
+    println!("server RSS: {} with the backlog queued", setup.nodes.peak_rss_text()?);
     Ok(())
 }

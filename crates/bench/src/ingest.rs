@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 
 use crate::{
     api::{Api, message_body},
-    server::{ChildServer, Receiver, print_latency},
+    server::{Nodes, Receiver, print_latency},
 };
 
 #[derive(Args)]
@@ -38,6 +38,10 @@ pub struct IngestArgs {
     /// deliveries stay queued).
     #[arg(long, default_value = "all", value_parser = ["all", "api"])]
     role: String,
+    /// Run on a fresh schema of this PostgreSQL server (e.g.
+    /// `postgres://postgres@127.0.0.1:5432/test`) instead of a temp SQLite file.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
     /// Send no `idempotency-key` header (the official SDKs send one with every POST).
     #[arg(long)]
     no_idempotency_key: bool,
@@ -46,12 +50,14 @@ pub struct IngestArgs {
 pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.clients > 0, "--clients must be at least 1");
     let epoch = Instant::now();
-    let server = ChildServer::start(args.server_bin.clone(), &args.role)?;
+    let nodes = Nodes::start(args.server_bin.clone(), args.postgres.as_deref(), &args.role, 0).await?;
+    let server = &nodes.api;
     let receiver = Receiver::start(epoch).await?;
     let api = Api::new(&format!("http://{}", server.addr), &server.token, args.clients)?;
     let url = api.setup(1, &receiver.url()).await?;
     println!(
-        "ingest: role {}, {} clients, {}-byte payloads, {:?}, idempotency keys {}",
+        "ingest: {}, role {}, {} clients, {}-byte payloads, {:?}, idempotency keys {}",
+        if args.postgres.is_some() { "PostgreSQL" } else { "SQLite" },
         args.role,
         args.clients,
         args.payload_bytes,

@@ -1,13 +1,15 @@
 //! `herald-bench`: load generators that print figures (never assert on them).
 //!
 //! Each bench starts the release `herald` binary (next to this one, or `--server-bin`)
-//! as a child process on a temp SQLite file, plus an in-process receiver for webhooks;
+//! as a child process on a temp SQLite file (or, with `--postgres URL`, on a fresh
+//! PostgreSQL schema that is dropped afterwards), plus an in-process receiver for webhooks;
 //! everything talks over 127.0.0.1 only, and every loop is bounded in count and time.
 //! Figures and the commands that produced them are kept in BENCHMARKS.md.
 
 mod api;
 mod deliver;
 mod ingest;
+mod postgres;
 mod server;
 
 use std::time::Duration;

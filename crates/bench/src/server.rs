@@ -1,10 +1,11 @@
-//! `herald serve` as a child process on a temp SQLite file, and the in-process receiver
-//! that webhooks are delivered to. Everything listens on 127.0.0.1 only.
+//! `herald serve` nodes as child processes on a temp SQLite file or a fresh PostgreSQL
+//! schema, and the in-process receiver that webhooks are delivered to. Everything
+//! listens on 127.0.0.1 only.
 
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex,
@@ -17,23 +18,48 @@ use anyhow::{Context, bail, ensure};
 use axum::{body::Bytes, extract::State, http::StatusCode, routing::post};
 use hdrhistogram::Histogram;
 
+use crate::postgres::BenchSchema;
+
 /// How long `/slow` takes to answer: a receiver that keeps a backlog queued.
 const SLOW_ANSWER: Duration = Duration::from_secs(10);
 /// How long the child server gets to print its address.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `herald serve` as a child process on a temp database, killed on drop.
-pub struct ChildServer {
-    child: Child,
-    pub addr: SocketAddr,
-    pub token: String,
-    _dir: tempfile::TempDir,
+/// Where the nodes keep their data: a temp SQLite file, or a fresh PostgreSQL schema.
+enum Database {
+    Sqlite(tempfile::TempDir),
+    Postgres(BenchSchema),
 }
 
-impl ChildServer {
-    /// Starts `bin` (default: `herald` next to this binary) in `role` (`all`, `api`)
-    /// with loopback delivery allowed, so webhooks can reach the bench's own receiver.
-    pub fn start(bin: Option<PathBuf>, role: &str) -> anyhow::Result<Self> {
+impl Database {
+    fn url(&self) -> String {
+        match self {
+            Self::Sqlite(dir) => format!("sqlite://{}", dir.path().join("bench.db").display()),
+            Self::Postgres(schema) => schema.database_url(),
+        }
+    }
+}
+
+/// The Herald nodes of one bench phase on one database: a node taking the API
+/// traffic, plus any worker nodes that do the delivering.
+pub struct Nodes {
+    /// The node the bench sends requests to.
+    pub api: ChildServer,
+    /// `--role worker` nodes on the same database.
+    pub workers: Vec<ChildServer>,
+    // Declared last: the database is dropped after every node has been stopped.
+    _database: Database,
+}
+
+impl Nodes {
+    /// Starts one node in `role` and then `worker_nodes` worker nodes, on a temp SQLite
+    /// file, or on a fresh schema of the PostgreSQL server at `postgres`.
+    pub async fn start(
+        bin: Option<PathBuf>,
+        postgres: Option<&str>,
+        role: &str,
+        worker_nodes: usize,
+    ) -> anyhow::Result<Self> {
         let bin = match bin {
             Some(bin) => bin,
             None => std::env::current_exe()?.with_file_name("herald"),
@@ -43,13 +69,48 @@ impl ChildServer {
             "{} not found: build it with `cargo build --release -p herald-cli`, or pass --server-bin",
             bin.display()
         );
-        let dir = tempfile::tempdir()?;
+        let database = match postgres {
+            Some(url) => Database::Postgres(BenchSchema::create(url).await?),
+            None => {
+                ensure!(worker_nodes == 0, "worker nodes share a database: they need --postgres");
+                Database::Sqlite(tempfile::tempdir()?)
+            }
+        };
         let token = format!("bench_{:032x}", rand::random::<u128>());
-        let mut child = Command::new(&bin)
+        // One after the other: the first node creates the schema, the others find it.
+        let api = ChildServer::start(&bin, role, &database.url(), &token)?;
+        let workers = (0..worker_nodes)
+            .map(|_| ChildServer::start(&bin, "worker", &database.url(), &token))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { api, workers, _database: database })
+    }
+
+    /// Peak resident set size of every node, in MiB, for one line of output.
+    pub fn peak_rss_text(&self) -> anyhow::Result<String> {
+        let mut text = format!("peak {:.1} MiB (VmHWM)", self.api.peak_rss_kib()? as f64 / 1024.0);
+        for worker in &self.workers {
+            text.push_str(&format!(", worker node {:.1} MiB", worker.peak_rss_kib()? as f64 / 1024.0));
+        }
+        Ok(text)
+    }
+}
+
+/// `herald serve` as a child process, killed on drop.
+pub struct ChildServer {
+    child: Child,
+    pub addr: SocketAddr,
+    pub token: String,
+}
+
+impl ChildServer {
+    /// Starts `bin` in `role` (`all`, `api`, `worker`) on `database_url`, with loopback
+    /// delivery allowed so webhooks can reach the bench's own receiver.
+    fn start(bin: &Path, role: &str, database_url: &str, token: &str) -> anyhow::Result<Self> {
+        let mut child = Command::new(bin)
             .arg("serve")
             .env("HERALD_LISTEN", "127.0.0.1:0")
-            .env("HERALD_DATABASE_URL", format!("sqlite://{}", dir.path().join("bench.db").display()))
-            .env("HERALD_ADMIN_TOKEN", &token)
+            .env("HERALD_DATABASE_URL", database_url)
+            .env("HERALD_ADMIN_TOKEN", token)
             .env("HERALD_ALLOW_CIDRS", "127.0.0.1/32")
             .env("HERALD_ROLE", role)
             .env("RUST_LOG", "warn")
@@ -74,13 +135,14 @@ impl ChildServer {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = rx.recv_timeout(left) else {
                 let _ = child.kill();
+                let _ = child.wait();
                 bail!("{} did not report its address within {STARTUP_TIMEOUT:?}", bin.display());
             };
             if let Some(addr) = line.strip_prefix("Herald listening on http://") {
                 break addr.trim().parse().context("parsing the server address")?;
             }
         };
-        Ok(Self { child, addr, token, _dir: dir })
+        Ok(Self { child, addr, token: token.to_owned() })
     }
 
     /// Peak resident set size of the child so far (`VmHWM`), in KiB.
