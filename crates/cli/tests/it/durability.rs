@@ -88,6 +88,9 @@ async fn sigkill_while_accepting_and_while_delivering_loses_no_accepted_message(
         async move { t.lost.is_empty().then_some(t) }
     })
     .await;
+    // The receiver may hold a message only from the killed process, whose claim stays
+    // leased until it expires: wait until the live server has recorded every delivery.
+    wait_until_all_delivered(&db, &app_id, accepted.values()).await;
     assert!(server.terminate(), "SIGTERM is a clean exit");
 
     println!(
@@ -104,6 +107,27 @@ async fn sigkill_while_accepting_and_while_delivering_loses_no_accepted_message(
     assert!(outcome.lost.is_empty(), "lost: {:?}", outcome.lost);
 
     assert_queue_drained(&db, &app_id, accepted.values()).await;
+}
+
+/// Polls the live server's database until every delivery of every accepted message
+/// is recorded as a success.
+async fn wait_until_all_delivered<'a>(db: &Path, app_id: &str, messages: impl Iterator<Item = &'a String>) {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db).expect("open the database"));
+    let app = AppId::parse(app_id).expect("an application id");
+    let ids: Vec<MessageId> = messages.map(|id| MessageId::parse(id).expect("a message id")).collect();
+    wait_until(DEADLINE, || {
+        let (store, app, ids) = (store.clone(), app.clone(), ids.clone());
+        async move {
+            for msg in &ids {
+                match store.list_deliveries(&app, msg).await {
+                    Ok(d) if d.iter().all(|d| d.status == DeliveryStatus::Success) => {}
+                    _ => return false,
+                }
+            }
+            true
+        }
+    })
+    .await;
 }
 
 /// Opens the file the server used and checks that every delivery of every accepted
