@@ -3,5 +3,6 @@
 mod cluster;
 mod durability;
 mod load;
+mod outage;
 mod serve;
 mod support;
