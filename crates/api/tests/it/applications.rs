@@ -3,11 +3,13 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{assert_error, assert_invalid, spawn};
+use herald_testkit_macros::backends;
 
-#[tokio::test]
-async fn application_lifecycle_by_id_and_uid() {
-    let app = spawn().await;
+use crate::harness::{Backend, assert_error, assert_invalid, spawn};
+
+#[backends(crate::harness::Backend)]
+async fn application_lifecycle_by_id_and_uid(backend: Backend) {
+    let app = spawn(backend).await;
     let (status, created) =
         app.post("/api/v1/app", json!({"name": "Acme", "uid": "acme", "metadata": {"k": "v"}})).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -37,9 +39,9 @@ async fn application_lifecycle_by_id_and_uid() {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
 
-#[tokio::test]
-async fn get_if_exists_returns_the_existing_app() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn get_if_exists_returns_the_existing_app(backend: Backend) {
+    let app = spawn(backend).await;
     let (status, first) = app.post("/api/v1/app?get_if_exists=true", json!({"name": "a", "uid": "same"})).await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, again) = app.post("/api/v1/app?get_if_exists=true", json!({"name": "b", "uid": "same"})).await;
@@ -49,9 +51,9 @@ async fn get_if_exists_returns_the_existing_app() {
     assert_error(status, &body, StatusCode::CONFLICT, "conflict");
 }
 
-#[tokio::test]
-async fn upsert_creates_with_the_path_uid_then_updates() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn upsert_creates_with_the_path_uid_then_updates(backend: Backend) {
+    let app = spawn(backend).await;
     let (status, created) = app.put("/api/v1/app/my-uid", json!({"name": "one"})).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["uid"], "my-uid");
@@ -64,9 +66,9 @@ async fn upsert_creates_with_the_path_uid_then_updates() {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
 
-#[tokio::test]
-async fn bad_application_input_is_422_and_changes_nothing() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn bad_application_input_is_422_and_changes_nothing(backend: Backend) {
+    let app = spawn(backend).await;
     let (status, body) = app.post("/api/v1/app", json!({"name": "x", "uid": "has space"})).await;
     assert_invalid(status, &body, &["body", "uid"]);
     let (status, body) = app.post("/api/v1/app", json!({"uid": "u"})).await;
@@ -79,9 +81,9 @@ async fn bad_application_input_is_422_and_changes_nothing() {
     assert_eq!(list["data"], json!([]));
 }
 
-#[tokio::test]
-async fn tokens_are_checked_and_scoped() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn tokens_are_checked_and_scoped(backend: Backend) {
+    let app = spawn(backend).await;
     let mine = app.app(Some("mine")).await;
     let other = app.app(Some("other")).await;
     let scoped = app.scoped_token(&mine).await;
@@ -109,9 +111,9 @@ async fn tokens_are_checked_and_scoped() {
     }
 }
 
-#[tokio::test]
-async fn a_thousand_apps_page_by_seven_both_ways() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn a_thousand_apps_page_by_seven_both_ways(backend: Backend) {
+    let app = spawn(backend).await;
     let mut ids = Vec::new();
     for chunk in 0..40 {
         ids.extend(

@@ -3,7 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, assert_error, assert_invalid, spawn, spawn_guarded};
+use herald_testkit_macros::backends;
+
+use crate::harness::{Backend, TestApp, assert_error, assert_invalid, spawn, spawn_guarded};
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
@@ -12,9 +14,9 @@ async fn event_type(app: &TestApp, name: &str) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
-#[tokio::test]
-async fn endpoint_lifecycle_with_aliases_and_uid() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn endpoint_lifecycle_with_aliases_and_uid(backend: Backend) {
+    let app = spawn(backend).await;
     let app_id = app.app(Some("acme")).await;
     event_type(&app, "a").await;
     let (status, ep) = app
@@ -61,9 +63,9 @@ async fn endpoint_lifecycle_with_aliases_and_uid() {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
 
-#[tokio::test]
-async fn invalid_endpoints_are_refused() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn invalid_endpoints_are_refused(backend: Backend) {
+    let app = spawn(backend).await;
     let app_id = app.app(None).await;
     let path = format!("/api/v1/app/{app_id}/endpoint");
     let cases: [(Value, &[&str]); 8] = [
@@ -84,9 +86,9 @@ async fn invalid_endpoints_are_refused() {
     assert_eq!(list["data"], json!([]));
 }
 
-#[tokio::test]
-async fn given_secret_is_used_and_rotation_keeps_the_old_one() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn given_secret_is_used_and_rotation_keeps_the_old_one(backend: Backend) {
+    let app = spawn(backend).await;
     let app_id = app.app(None).await;
     let (status, ep) =
         app.post(&format!("/api/v1/app/{app_id}/endpoint"), json!({"url": "https://e.com", "secret": SECRET})).await;
@@ -121,9 +123,9 @@ async fn given_secret_is_used_and_rotation_keeps_the_old_one() {
     assert_invalid(status, &body, &["body", "gracePeriodSeconds"]);
 }
 
-#[tokio::test]
-async fn headers_put_get_and_patch() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn headers_put_get_and_patch(backend: Backend) {
+    let app = spawn(backend).await;
     let app_id = app.app(None).await;
     let (_, ep) = app
         .post(&format!("/api/v1/app/{app_id}/endpoint"), json!({"url": "https://e.com", "headers": {"X-A": "1"}}))
@@ -154,9 +156,9 @@ async fn headers_put_get_and_patch() {
     }
 }
 
-#[tokio::test]
-async fn endpoints_page_by_seven() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn endpoints_page_by_seven(backend: Backend) {
+    let app = spawn(backend).await;
     let app_id = app.app(None).await;
     let path = format!("/api/v1/app/{app_id}/endpoint");
     let mut ids: Vec<String> = app
@@ -177,9 +179,9 @@ async fn endpoints_page_by_seven() {
     assert_eq!(backwards, ids);
 }
 
-#[tokio::test]
-async fn guarded_api_refuses_blocked_literals_unless_allowed() {
-    let app = spawn_guarded("127.0.0.1/32").await;
+#[backends(crate::harness::Backend)]
+async fn guarded_api_refuses_blocked_literals_unless_allowed(backend: Backend) {
+    let app = spawn_guarded(backend, "127.0.0.1/32").await;
     let app_id = app.app(None).await;
     let path = format!("/api/v1/app/{app_id}/endpoint");
     for bad in ["http://10.0.0.1/", "http://169.254.169.254/latest", "http://[::1]/", "http://0x7f000002/"] {

@@ -6,11 +6,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{assert_error, assert_invalid, spawn, spawn_with};
+use herald_testkit_macros::backends;
 
-#[tokio::test]
-async fn oversized_bodies_get_413_before_and_while_reading() {
-    let app = spawn_with(ApiConfig { max_body_bytes: 1024, ..ApiConfig::default() }).await;
+use crate::harness::{Backend, assert_error, assert_invalid, spawn, spawn_with};
+
+#[backends(crate::harness::Backend)]
+async fn oversized_bodies_get_413_before_and_while_reading(backend: Backend) {
+    let app = spawn_with(backend, ApiConfig { max_body_bytes: 1024, ..ApiConfig::default() }).await;
     let big = json!({"name": "x".repeat(2000)});
     let (status, body) = app.post("/api/v1/app", big).await;
     assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
@@ -33,9 +35,9 @@ async fn oversized_bodies_get_413_before_and_while_reading() {
     assert_eq!(list["data"], json!([]));
 }
 
-#[tokio::test]
-async fn content_type_and_json_errors_have_the_contract_shape() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn content_type_and_json_errors_have_the_contract_shape(backend: Backend) {
+    let app = spawn(backend).await;
     let (status, body) = app.send(app.request(Method::POST, "/api/v1/app").body(r#"{"name":"x"}"#)).await;
     assert_error(status, &body, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
     let (status, body) = app
@@ -56,20 +58,22 @@ async fn content_type_and_json_errors_have_the_contract_shape() {
     assert_invalid(status, &body, &["body"]);
 }
 
-#[tokio::test]
-async fn unknown_routes_and_methods_answer_json() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn unknown_routes_and_methods_answer_json(backend: Backend) {
+    let app = spawn(backend).await;
     let (status, body) = app.get("/api/v1/nothing-here").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (status, body) = app.send(app.request(Method::DELETE, "/api/v1/app")).await;
     assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
 }
 
-#[tokio::test]
-async fn rate_limit_answers_429_with_retry_after() {
-    let app =
-        spawn_with(ApiConfig { rate_limit: Some(RateLimit { per_second: 0.5, burst: 3 }), ..ApiConfig::default() })
-            .await;
+#[backends(crate::harness::Backend)]
+async fn rate_limit_answers_429_with_retry_after(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        ApiConfig { rate_limit: Some(RateLimit { per_second: 0.5, burst: 3 }), ..ApiConfig::default() },
+    )
+    .await;
     for _ in 0..3 {
         let (status, _) = app.get("/api/v1/app").await;
         assert_eq!(status, StatusCode::OK);
@@ -85,9 +89,9 @@ async fn rate_limit_answers_429_with_retry_after() {
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
 
-#[tokio::test]
-async fn openapi_document_is_served_without_a_token() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn openapi_document_is_served_without_a_token(backend: Backend) {
+    let app = spawn(backend).await;
     let response = app.client.get(format!("{}/api/v1/openapi.json", app.base)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let doc: serde_json::Value = response.json().await.unwrap();

@@ -3,11 +3,13 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{assert_error, assert_invalid, spawn};
+use herald_testkit_macros::backends;
 
-#[tokio::test]
-async fn event_type_lifecycle() {
-    let app = spawn().await;
+use crate::harness::{Backend, assert_error, assert_invalid, spawn};
+
+#[backends(crate::harness::Backend)]
+async fn event_type_lifecycle(backend: Backend) {
+    let app = spawn(backend).await;
     let schemas = json!({"1": {"type": "object"}});
     let (status, created) =
         app.post("/api/v1/event-type", json!({"name": "user.signup", "description": "d", "schemas": schemas})).await;
@@ -47,9 +49,9 @@ async fn event_type_lifecycle() {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
 
-#[tokio::test]
-async fn upsert_creates_then_updates() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn upsert_creates_then_updates(backend: Backend) {
+    let app = spawn(backend).await;
     let (status, body) = app.put("/api/v1/event-type/a.b", json!({"description": "one"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = app.put("/api/v1/event-type/a.b", json!({"description": "two"})).await;
@@ -57,9 +59,9 @@ async fn upsert_creates_then_updates() {
     assert_eq!(body["description"], "two");
 }
 
-#[tokio::test]
-async fn bad_event_types_are_422() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn bad_event_types_are_422(backend: Backend) {
+    let app = spawn(backend).await;
     let (status, body) = app.post("/api/v1/event-type", json!({"name": "bad name", "description": "d"})).await;
     assert_invalid(status, &body, &["body", "name"]);
     let (status, body) = app.post("/api/v1/event-type", json!({"name": "ok"})).await;
@@ -68,9 +70,9 @@ async fn bad_event_types_are_422() {
     assert_invalid(status, &body, &["query", "include_archived"]);
 }
 
-#[tokio::test]
-async fn event_types_page_by_name() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn event_types_page_by_name(backend: Backend) {
+    let app = spawn(backend).await;
     let mut names: Vec<String> = app
         .concurrently(30, |app, i| async move {
             let name = format!("type.{i:03}");

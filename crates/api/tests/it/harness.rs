@@ -1,4 +1,5 @@
-//! A running API over a fresh SQLite store, with an admin token and request helpers.
+//! A running API over a fresh store (an SQLite file or a PostgreSQL schema), with an
+//! admin token and request helpers.
 
 use std::sync::Arc;
 
@@ -6,9 +7,23 @@ use chrono::Utc;
 use herald_api::{ApiConfig, AppState, auth::mint_token, router, router_with_ssrf_guard};
 use herald_core::{AppId, net::AllowList};
 use herald_store::DynStore;
+use herald_store_postgres::testing::TestSchema;
 use herald_store_sqlite::SqliteStore;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+
+/// The store a test runs on; `#[backends(crate::harness::Backend)]` runs a test on each.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Keeps the test's database alive until the test ends.
+enum Storage {
+    Sqlite(#[expect(dead_code, reason = "held for its Drop")] tempfile::TempDir),
+    Postgres(#[expect(dead_code, reason = "held for its Drop")] TestSchema),
+}
 
 #[derive(Clone)]
 pub struct TestApp {
@@ -16,25 +31,38 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub token: String,
     pub store: DynStore,
-    _dir: Arc<tempfile::TempDir>,
+    _storage: Arc<Storage>,
 }
 
-pub async fn spawn() -> TestApp {
-    spawn_with(ApiConfig::default()).await
+pub async fn spawn(backend: Backend) -> TestApp {
+    spawn_with(backend, ApiConfig::default()).await
 }
 
-pub async fn spawn_with(config: ApiConfig) -> TestApp {
-    spawn_full(config, None).await
+pub async fn spawn_with(backend: Backend, config: ApiConfig) -> TestApp {
+    spawn_full(backend, config, None).await
 }
 
 /// An API that refuses endpoint URLs naming blocked addresses unless `allow` opens them.
-pub async fn spawn_guarded(allow: &str) -> TestApp {
-    spawn_full(ApiConfig::default(), Some(allow.parse().expect("allow-list"))).await
+pub async fn spawn_guarded(backend: Backend, allow: &str) -> TestApp {
+    spawn_full(backend, ApiConfig::default(), Some(allow.parse().expect("allow-list"))).await
 }
 
-async fn spawn_full(config: ApiConfig, guard: Option<AllowList>) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("herald.db")).expect("open store"));
+async fn open(backend: Backend) -> (DynStore, Storage) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = SqliteStore::open(&dir.path().join("herald.db")).expect("open store");
+            (Arc::new(store), Storage::Sqlite(dir))
+        }
+        Backend::Postgres => {
+            let schema = TestSchema::create().await;
+            (Arc::new(schema.store().await), Storage::Postgres(schema))
+        }
+    }
+}
+
+async fn spawn_full(backend: Backend, config: ApiConfig, guard: Option<AllowList>) -> TestApp {
+    let (store, storage) = open(backend).await;
     let (token, record) = mint_token(None, Utc::now(), &mut rand::rng());
     store.create_token(record).await.expect("store token");
     let state = AppState::new(store.clone(), config, Arc::new(Utc::now), herald_metrics::Metrics::new());
@@ -45,7 +73,13 @@ async fn spawn_full(config: ApiConfig, guard: Option<AllowList>) -> TestApp {
         None => router(state),
     };
     tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
-    TestApp { base: format!("http://{addr}"), client: reqwest::Client::new(), token, store, _dir: Arc::new(dir) }
+    TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        token,
+        store,
+        _storage: Arc::new(storage),
+    }
 }
 
 impl TestApp {

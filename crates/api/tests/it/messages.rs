@@ -5,7 +5,9 @@ use herald_core::{AppId, MessageId};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{TestApp, assert_error, assert_invalid, spawn};
+use herald_testkit_macros::backends;
+
+use crate::harness::{Backend, TestApp, assert_error, assert_invalid, spawn};
 
 async fn endpoint(app: &TestApp, app_id: &str, body: serde_json::Value) -> String {
     let (status, ep) = app.post(&format!("/api/v1/app/{app_id}/endpoint"), body).await;
@@ -13,9 +15,9 @@ async fn endpoint(app: &TestApp, app_id: &str, body: serde_json::Value) -> Strin
     ep["id"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test]
-async fn message_is_stored_byte_for_byte_with_one_delivery_per_matching_endpoint() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn message_is_stored_byte_for_byte_with_one_delivery_per_matching_endpoint(backend: Backend) {
+    let app = spawn(backend).await;
     let app_id = app.app(Some("shop")).await;
     for name in ["order.paid", "order.refunded"] {
         app.post("/api/v1/event-type", json!({"name": name, "description": "d"})).await;
@@ -63,9 +65,9 @@ async fn message_is_stored_byte_for_byte_with_one_delivery_per_matching_endpoint
     assert_eq!(fetched["payload"], json!({}));
 }
 
-#[tokio::test]
-async fn event_id_is_unique_and_addressable() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn event_id_is_unique_and_addressable(backend: Backend) {
+    let app = spawn(backend).await;
     let app_id = app.app(None).await;
     let path = format!("/api/v1/app/{app_id}/msg");
     let body = json!({"eventType": "a", "eventId": "evt-1", "payload": {}});
@@ -78,9 +80,9 @@ async fn event_id_is_unique_and_addressable() {
     assert_eq!(by_event_id["id"], first["id"]);
 }
 
-#[tokio::test]
-async fn inline_application_is_created_with_the_path_uid() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn inline_application_is_created_with_the_path_uid(backend: Backend) {
+    let app = spawn(backend).await;
     let (status, body) = app.post("/api/v1/app/new-app/msg", json!({"eventType": "a", "payload": {}})).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (status, body) = app
@@ -98,9 +100,9 @@ async fn inline_application_is_created_with_the_path_uid() {
     assert_eq!(list["data"][0]["payload"], json!({"x": 1}));
 }
 
-#[tokio::test]
-async fn raw_payload_replaces_the_payload_byte_for_byte() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn raw_payload_replaces_the_payload_byte_for_byte(backend: Backend) {
+    let app = spawn(backend).await;
     let app_id = app.app(None).await;
     let app_key = AppId::parse(&app_id).unwrap();
     let path = format!("/api/v1/app/{app_id}/msg");
@@ -114,9 +116,9 @@ async fn raw_payload_replaces_the_payload_byte_for_byte() {
     }
 }
 
-#[tokio::test]
-async fn bad_messages_are_422() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn bad_messages_are_422(backend: Backend) {
+    let app = spawn(backend).await;
     let app_id = app.app(None).await;
     let path = format!("/api/v1/app/{app_id}/msg");
     let cases: [(serde_json::Value, &[&str]); 7] = [
@@ -139,9 +141,9 @@ async fn bad_messages_are_422() {
     assert_eq!(list["data"], json!([]));
 }
 
-#[tokio::test]
-async fn idempotency_key_replays_and_races_create_one_message() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn idempotency_key_replays_and_races_create_one_message(backend: Backend) {
+    let app = spawn(backend).await;
     let app_id = app.app(None).await;
     let path = format!("/api/v1/app/{app_id}/msg");
     let send = |app: TestApp, key: &'static str, path: String| async move {
@@ -174,9 +176,9 @@ async fn idempotency_key_replays_and_races_create_one_message() {
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
 }
 
-#[tokio::test]
-async fn generic_idempotency_covers_other_posts_and_races() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn generic_idempotency_covers_other_posts_and_races(backend: Backend) {
+    let app = spawn(backend).await;
     let send = |app: TestApp, _| async move {
         app.send(app.request(Method::POST, "/api/v1/app").header("idempotency-key", "same").json(&json!({"name": "x"})))
             .await
@@ -206,9 +208,9 @@ async fn generic_idempotency_covers_other_posts_and_races() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
-async fn thousand_messages_page_by_seven_newest_first_with_filters() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn thousand_messages_page_by_seven_newest_first_with_filters(backend: Backend) {
+    let app = spawn(backend).await;
     let app_id = app.app(None).await;
     let path = format!("/api/v1/app/{app_id}/msg");
     let mut ids = Vec::new();

@@ -4,12 +4,14 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, assert_error, assert_invalid, spawn};
+use herald_testkit_macros::backends;
+
+use crate::harness::{Backend, TestApp, assert_error, assert_invalid, spawn};
 
 const PATH: &str = "/api/v1/event-type/order.paid/retry-schedule";
 
-async fn with_event_type() -> TestApp {
-    let app = spawn().await;
+async fn with_event_type(backend: Backend) -> TestApp {
+    let app = spawn(backend).await;
     let (status, body) = app.post("/api/v1/event-type", json!({"name": "order.paid", "description": "d"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     app
@@ -19,9 +21,9 @@ fn secs(list: &[u64]) -> Value {
     json!({"retrySchedule": list.iter().map(|s| json!({"secs": s, "nanos": 0})).collect::<Vec<_>>()})
 }
 
-#[tokio::test]
-async fn a_schedule_is_set_read_back_and_cleared() {
-    let app = with_event_type().await;
+#[backends(crate::harness::Backend)]
+async fn a_schedule_is_set_read_back_and_cleared(backend: Backend) {
+    let app = with_event_type(backend).await;
     assert_eq!(app.get(PATH).await, (StatusCode::OK, json!({"retrySchedule": null})));
 
     let schedule = json!({"retrySchedule": [{"secs": 0, "nanos": 0}, {"secs": 0, "nanos": 10_000_000}, {"secs": 300, "nanos": 0}]});
@@ -33,9 +35,9 @@ async fn a_schedule_is_set_read_back_and_cleared() {
     assert_eq!(app.put(PATH, json!({})).await.0, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn an_unknown_event_type_is_404() {
-    let app = spawn().await;
+#[backends(crate::harness::Backend)]
+async fn an_unknown_event_type_is_404(backend: Backend) {
+    let app = spawn(backend).await;
     let missing = "/api/v1/event-type/nope/retry-schedule";
     let (status, body) = app.get(missing).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
@@ -43,9 +45,9 @@ async fn an_unknown_event_type_is_404() {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
 
-#[tokio::test]
-async fn bad_schedules_are_422_naming_the_field() {
-    let app = with_event_type().await;
+#[backends(crate::harness::Backend)]
+async fn bad_schedules_are_422_naming_the_field(backend: Backend) {
+    let app = with_event_type(backend).await;
     let week = 7 * 24 * 3600;
     let cases: [(Value, &[&str]); 6] = [
         (secs(&[]), &["body", "retrySchedule"]),
@@ -68,9 +70,9 @@ async fn bad_schedules_are_422_naming_the_field() {
     assert_invalid(status, &body, &["path", "event_type_name"]);
 }
 
-#[tokio::test]
-async fn scoped_tokens_are_refused() {
-    let app = with_event_type().await;
+#[backends(crate::harness::Backend)]
+async fn scoped_tokens_are_refused(backend: Backend) {
+    let app = with_event_type(backend).await;
     let app_id = app.app(None).await;
     let token = app.scoped_token(&app_id).await;
     let request = app.client.request(Method::GET, format!("{}{PATH}", app.base)).bearer_auth(&token);
