@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use herald_core::{
-    AppId, MessageId,
+    AppId, EndpointId, MessageId,
     model::{Attempt, DeliveryStatus},
 };
 use herald_store::{AttemptResult, ClaimedDelivery, NextStep, StoreResult};
@@ -21,17 +21,45 @@ use crate::{
     rows::{self, attempt_columns, endpoint_columns, message_columns, ms},
 };
 
+/// `skip`: endpoints whose deliveries are left alone (the caller's saturated ones).
+/// Puts deliveries still leased until `lease_until` back in the queue, due at `due_at`,
+/// their attempt count unchanged; rows another worker has claimed since are left alone.
+pub(crate) async fn release(
+    executor: impl PgExecutor<'_>,
+    deliveries: &[(MessageId, EndpointId)],
+    lease_until: DateTime<Utc>,
+    due_at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let msgs: Vec<&str> = deliveries.iter().map(|(m, _)| m.as_str()).collect();
+    let endpoints: Vec<&str> = deliveries.iter().map(|(_, e)| e.as_str()).collect();
+    sqlx::query(
+        "UPDATE deliveries d SET status = 1, next_attempt_at = $4
+         FROM unnest($1::text[], $2::text[]) AS r(msg_id, endpoint_id)
+         WHERE d.msg_id = r.msg_id AND d.endpoint_id = r.endpoint_id AND d.status = 3 AND d.next_attempt_at = $3",
+    )
+    .bind(&msgs)
+    .bind(&endpoints)
+    .bind(ms(lease_until))
+    .bind(ms(due_at))
+    .execute(executor)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 pub(crate) async fn claim(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     limit: usize,
     lease_until: DateTime<Utc>,
+    skip: &[EndpointId],
 ) -> StoreResult<Vec<ClaimedDelivery>> {
+    let skip: Vec<&str> = skip.iter().map(EndpointId::as_str).collect();
     // Autocommit: the lease is durable before any of it is sent.
     let claimed = sqlx::query(concat!(
         "WITH due AS (
              SELECT msg_id, endpoint_id FROM deliveries
-             WHERE status IN (1, 3) AND next_attempt_at <= $1
+             WHERE status IN (1, 3) AND next_attempt_at <= $1 AND NOT (endpoint_id = ANY($4))
              ORDER BY next_attempt_at
              LIMIT $2
              FOR UPDATE SKIP LOCKED)
@@ -43,6 +71,7 @@ pub(crate) async fn claim(
     .bind(ms(now))
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .bind(ms(lease_until))
+    .bind(&skip)
     .fetch_all(&mut *conn)
     .await
     .map_err(db)?

@@ -304,7 +304,27 @@ impl Store for PostgresStore {
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
-        deliveries::claim(&mut conn, now, limit, lease_until).await
+        deliveries::claim(&mut conn, now, limit, lease_until, &[]).await
+    }
+
+    async fn claim_due_deliveries_skipping(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+        skip: &[EndpointId],
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        deliveries::claim(&mut conn, now, limit, lease_until, skip).await
+    }
+
+    async fn release_deliveries(
+        &self,
+        deliveries: Vec<(MessageId, EndpointId)>,
+        lease_until: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        deliveries::release(&self.pool, &deliveries, lease_until, due_at).await
     }
 
     fn delivery_waker(&self) -> Arc<Notify> {

@@ -13,3 +13,9 @@ async fn fresh() -> (DynStore, TestSchema) {
 
 herald_store::conformance_tests!(fresh());
 herald_store::maintenance_conformance_tests!(fresh());
+
+#[tokio::test]
+async fn claims_skip_endpoints_and_releases_requeue() {
+    let (store, _schema) = fresh().await;
+    herald_store::conformance::claims_skip_endpoints_and_releases_requeue(store).await;
+}
