@@ -7,14 +7,16 @@ use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use herald_core::model::{DeliveryStatus, EndpointSecret, TriggerType};
 use herald_signature::Ed25519SecretKey;
 
+use herald_testkit_macros::backends;
+
 use crate::{
     receiver::Receiver,
-    support::{Harness, TestClock, config, verify_with_libraries},
+    support::{Backend, Harness, TestClock, config, verify_with_libraries},
 };
 
-#[tokio::test]
-async fn delivers_exact_bytes_with_verifiable_standard_webhooks_headers() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn delivers_exact_bytes_with_verifiable_standard_webhooks_headers(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     let app = h.app().await;
     let mut endpoint = h.endpoint_at(&app, &receiver.url("/hook?team=core"));
@@ -53,9 +55,9 @@ async fn delivers_exact_bytes_with_verifiable_standard_webhooks_headers() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn a_rotated_secret_signs_during_its_grace_period_and_not_after() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn a_rotated_secret_signs_during_its_grace_period_and_not_after(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     let app = h.app().await;
     let now = h.clock.now();
@@ -85,9 +87,9 @@ async fn a_rotated_secret_signs_during_its_grace_period_and_not_after() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn an_ed25519_key_signs_v1a_over_the_standard_content() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn an_ed25519_key_signs_v1a_over_the_standard_content(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     let app = h.app().await;
     let key = Ed25519SecretKey::generate();
@@ -114,9 +116,9 @@ async fn an_ed25519_key_signs_v1a_over_the_standard_content() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn an_expunged_payload_fails_the_delivery_without_sending() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn an_expunged_payload_fails_the_delivery_without_sending(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     let app = h.app().await;
     h.endpoint(&app, &receiver.url("/hook")).await;
@@ -133,9 +135,9 @@ async fn an_expunged_payload_fails_the_delivery_without_sending() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn many_messages_are_all_delivered_once() {
-    let h = Harness::new(TestClock::running());
+#[backends(crate::support::Backend)]
+async fn many_messages_are_all_delivered_once(backend: Backend) {
+    let h = Harness::new(backend, TestClock::running()).await;
     let receiver = Receiver::start().await;
     let app = h.app().await;
     h.endpoint(&app, &receiver.url("/a")).await;

@@ -7,14 +7,16 @@ use std::time::Duration;
 use herald_core::model::DeliveryStatus;
 use herald_worker::WorkerConfig;
 
+use herald_testkit_macros::backends;
+
 use crate::{
     receiver::{Receiver, Reply},
-    support::{Harness, TestClock, config, eventually},
+    support::{Backend, Harness, TestClock, config, eventually},
 };
 
-#[tokio::test]
-async fn a_hanging_endpoint_does_not_delay_another_endpoint_of_the_same_app() {
-    let h = Harness::new(TestClock::running());
+#[backends(crate::support::Backend)]
+async fn a_hanging_endpoint_does_not_delay_another_endpoint_of_the_same_app(backend: Backend) {
+    let h = Harness::new(backend, TestClock::running()).await;
     let slow = Receiver::start().await;
     slow.respond_with(Reply::ok().held());
     let fast = Receiver::start().await;
@@ -58,9 +60,9 @@ async fn a_hanging_endpoint_does_not_delay_another_endpoint_of_the_same_app() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn the_global_bound_caps_what_is_in_flight() {
-    let h = Harness::new(TestClock::running());
+#[backends(crate::support::Backend)]
+async fn the_global_bound_caps_what_is_in_flight(backend: Backend) {
+    let h = Harness::new(backend, TestClock::running()).await;
     let app = h.app().await;
     let mut receivers = Vec::new();
     for _ in 0..4 {
@@ -98,9 +100,9 @@ async fn the_global_bound_caps_what_is_in_flight() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn a_busy_endpoints_backlog_is_refilled_in_batches_without_a_poll() {
-    let h = Harness::new(TestClock::running());
+#[backends(crate::support::Backend)]
+async fn a_busy_endpoints_backlog_is_refilled_in_batches_without_a_poll(backend: Backend) {
+    let h = Harness::new(backend, TestClock::running()).await;
     let receiver = Receiver::start().await;
     let app = h.app().await;
     h.endpoint(&app, &receiver.url("/hook")).await;

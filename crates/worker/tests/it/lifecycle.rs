@@ -6,17 +6,19 @@ use std::time::Duration;
 use herald_core::model::DeliveryStatus;
 use herald_worker::WorkerConfig;
 
+use herald_testkit_macros::backends;
+
 use crate::{
     receiver::{Receiver, Reply},
-    support::{Harness, TestClock, config, config_with_schedule},
+    support::{Backend, Harness, TestClock, config, config_with_schedule},
 };
 
 /// A poll interval no test waits for: anything that happens came from a wake-up.
 const NEVER: Duration = Duration::from_secs(3600);
 
-#[tokio::test]
-async fn an_accepted_message_goes_out_at_once_without_a_poll() {
-    let h = Harness::new(TestClock::running());
+#[backends(crate::support::Backend)]
+async fn an_accepted_message_goes_out_at_once_without_a_poll(backend: Backend) {
+    let h = Harness::new(backend, TestClock::running()).await;
     let receiver = Receiver::start().await;
     let app = h.app().await;
     h.endpoint(&app, &receiver.url("/hook")).await;
@@ -35,9 +37,9 @@ async fn an_accepted_message_goes_out_at_once_without_a_poll() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn a_retry_is_sent_when_due_without_a_poll() {
-    let h = Harness::new(TestClock::running());
+#[backends(crate::support::Backend)]
+async fn a_retry_is_sent_when_due_without_a_poll(backend: Backend) {
+    let h = Harness::new(backend, TestClock::running()).await;
     let receiver = Receiver::start().await;
     receiver.respond_in_order([Reply::status(503), Reply::status(500)]);
     let app = h.app().await;
@@ -53,9 +55,9 @@ async fn a_retry_is_sent_when_due_without_a_poll() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn a_delivery_claimed_by_a_dead_worker_is_sent_after_its_lease() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn a_delivery_claimed_by_a_dead_worker_is_sent_after_its_lease(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     let app = h.app().await;
     h.endpoint(&app, &receiver.url("/hook")).await;
@@ -79,9 +81,9 @@ async fn a_delivery_claimed_by_a_dead_worker_is_sent_after_its_lease() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn shutdown_finishes_the_attempt_in_flight_and_hands_back_the_rest() {
-    let h = Harness::new(TestClock::running());
+#[backends(crate::support::Backend)]
+async fn shutdown_finishes_the_attempt_in_flight_and_hands_back_the_rest(backend: Backend) {
+    let h = Harness::new(backend, TestClock::running()).await;
     let receiver = Receiver::start().await;
     receiver.respond_with(Reply::ok().held());
     let app = h.app().await;
@@ -112,9 +114,9 @@ async fn shutdown_finishes_the_attempt_in_flight_and_hands_back_the_rest() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn an_idle_dispatcher_stops_at_once() {
-    let h = Harness::new(TestClock::running());
+#[backends(crate::support::Backend)]
+async fn an_idle_dispatcher_stops_at_once(backend: Backend) {
+    let h = Harness::new(backend, TestClock::running()).await;
     let (handle, shutdown) = h.spawn(WorkerConfig { poll_interval: NEVER, ..config() });
     shutdown.cancel();
     handle.stopped().await.unwrap();

@@ -6,14 +6,16 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use herald_core::model::DeliveryStatus;
 
+use herald_testkit_macros::backends;
+
 use crate::{
     receiver::{Receiver, Reply},
-    support::{Harness, TestClock, config_with_schedule},
+    support::{Backend, Harness, TestClock, config_with_schedule},
 };
 
-#[tokio::test]
-async fn failed_delivery_is_retried_with_backoff() {
-    let h = Harness::new(TestClock::running());
+#[backends(crate::support::Backend)]
+async fn failed_delivery_is_retried_with_backoff(backend: Backend) {
+    let h = Harness::new(backend, TestClock::running()).await;
     let receiver = Receiver::start().await;
     receiver.respond_in_order([Reply::status(500)]);
     let app = h.app().await;
@@ -35,9 +37,9 @@ async fn failed_delivery_is_retried_with_backoff() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn a_redirect_is_not_followed_and_counts_as_a_failure() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn a_redirect_is_not_followed_and_counts_as_a_failure(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     receiver.respond_in_order([Reply::redirect(&receiver.url("/elsewhere"))]);
     let app = h.app().await;
@@ -54,9 +56,9 @@ async fn a_redirect_is_not_followed_and_counts_as_a_failure() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn gone_disables_the_endpoint() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn gone_disables_the_endpoint(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     receiver.respond_with(Reply::status(410));
     let app = h.app().await;
@@ -73,9 +75,9 @@ async fn gone_disables_the_endpoint() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn retry_after_on_429_pushes_the_next_attempt_back() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn retry_after_on_429_pushes_the_next_attempt_back(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     receiver.respond_in_order([Reply::retry_after(429, "120")]);
     let app = h.app().await;
@@ -100,9 +102,9 @@ async fn retry_after_on_429_pushes_the_next_attempt_back() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn retry_after_on_503_as_an_http_date_is_honoured() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn retry_after_on_503_as_an_http_date_is_honoured(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     // HTTP dates have whole seconds.
     let at = chrono::DateTime::from_timestamp(h.clock.now().timestamp() + 600, 0).unwrap();
@@ -118,9 +120,9 @@ async fn retry_after_on_503_as_an_http_date_is_honoured() {
     assert_eq!(delivery.next_attempt_at, at);
 }
 
-#[tokio::test]
-async fn the_delivery_fails_once_the_schedule_is_exhausted() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn the_delivery_fails_once_the_schedule_is_exhausted(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     receiver.respond_with(Reply::status(500));
     let app = h.app().await;
@@ -142,9 +144,9 @@ async fn the_delivery_fails_once_the_schedule_is_exhausted() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn a_timeout_is_a_failed_attempt_with_the_reason() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn a_timeout_is_a_failed_attempt_with_the_reason(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     receiver.respond_with(Reply::ok().held());
     let app = h.app().await;

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use herald_core::model::DeliveryStatus;
 use herald_worker::{DestinationRefused, GuardedResolver, WorkerConfig};
 
+use herald_testkit_macros::backends;
+
 use crate::{
     receiver::Receiver,
-    support::{Harness, TestClock, config_with_schedule},
+    support::{Backend, Harness, TestClock, config_with_schedule},
 };
 
-#[tokio::test]
-async fn a_loopback_receiver_gets_nothing_without_an_allow_list() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn a_loopback_receiver_gets_nothing_without_an_allow_list(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     let port = receiver.addr().port();
     let app = h.app().await;
@@ -48,9 +50,9 @@ async fn a_loopback_receiver_gets_nothing_without_an_allow_list() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn metadata_addresses_stay_blocked_when_their_range_is_allowed() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn metadata_addresses_stay_blocked_when_their_range_is_allowed(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let app = h.app().await;
     h.endpoint(&app, "http://169.254.169.254/latest/meta-data/").await;
     h.endpoint(&app, "http://[::ffff:a9fe:a9fe]/latest/meta-data/").await;
@@ -66,9 +68,9 @@ async fn metadata_addresses_stay_blocked_when_their_range_is_allowed() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn a_name_is_resolved_by_herald_and_sent_to_an_allowed_address() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn a_name_is_resolved_by_herald_and_sent_to_an_allowed_address(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     let app = h.app().await;
     // `localhost` resolves to 127.0.0.1 (allowed) and maybe ::1 (not): only the first is used.

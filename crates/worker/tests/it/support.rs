@@ -1,4 +1,4 @@
-//! Fixtures: a fresh SQLite store per test, a controllable clock, builders for apps,
+//! Fixtures: a fresh store per test (an SQLite file or a PostgreSQL schema), a controllable clock, builders for apps,
 //! endpoints and messages, signature checks with independent libraries, polling with
 //! a deadline, and the "queue is drained" check every test ends with.
 
@@ -18,6 +18,7 @@ use herald_core::{
     to_millis,
 };
 use herald_store::{DynStore, MessageOutcome, NewMessage};
+use herald_store_postgres::testing::TestSchema;
 use herald_store_sqlite::SqliteStore;
 use herald_worker::{Dispatcher, DispatcherHandle, WorkerConfig, spawn_dispatcher};
 use tempfile::TempDir;
@@ -72,18 +73,41 @@ pub fn config_with_schedule(schedule: &str) -> WorkerConfig {
 
 /// A store on a fresh SQLite file, the clock it and the worker share, and a record of
 /// the messages created so the test can check they all reached a final state.
+/// The store a test runs on; `#[backends(crate::support::Backend)]` runs a test on each.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Keeps the test's database alive until the test ends.
+enum Storage {
+    Sqlite(#[expect(dead_code, reason = "held for its Drop")] TempDir),
+    Postgres(#[expect(dead_code, reason = "held for its Drop")] TestSchema),
+}
+
 pub struct Harness {
     pub store: DynStore,
     pub clock: TestClock,
     messages: Mutex<Vec<(AppId, MessageId)>>,
-    _dir: TempDir,
+    _storage: Storage,
 }
 
 impl Harness {
-    pub fn new(clock: TestClock) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open_with_clock(&dir.path().join("herald.db"), clock.clock()).expect("open store");
-        Self { store: Arc::new(store), clock, messages: Mutex::default(), _dir: dir }
+    pub async fn new(backend: Backend, clock: TestClock) -> Self {
+        let (store, storage): (DynStore, _) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let store =
+                    SqliteStore::open_with_clock(&dir.path().join("herald.db"), clock.clock()).expect("open store");
+                (Arc::new(store), Storage::Sqlite(dir))
+            }
+            Backend::Postgres => {
+                let schema = TestSchema::create().await;
+                (Arc::new(schema.store().await.with_clock(clock.clock())), Storage::Postgres(schema))
+            }
+        };
+        Self { store, clock, messages: Mutex::default(), _storage: storage }
     }
 
     pub fn dispatcher(&self, config: WorkerConfig) -> Dispatcher {

@@ -6,9 +6,11 @@ use std::time::Duration;
 use herald_core::model::{DeliveryStatus, Endpoint, EventType};
 use herald_worker::{RetentionConfig, WorkerConfig, sweep_retention};
 
+use herald_testkit_macros::backends;
+
 use crate::{
     receiver::{Receiver, Reply},
-    support::{Harness, TestClock, config, config_with_schedule},
+    support::{Backend, Harness, TestClock, config, config_with_schedule},
 };
 
 async fn event_type_with_schedule(h: &Harness, name: &str, schedule: &str) {
@@ -28,9 +30,9 @@ async fn event_type_with_schedule(h: &Harness, name: &str, schedule: &str) {
     h.store.set_event_type_retry_schedule(name, Some(schedule.parse().unwrap())).await.unwrap();
 }
 
-#[tokio::test]
-async fn an_event_types_schedule_replaces_the_global_one() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn an_event_types_schedule_replaces_the_global_one(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     receiver.respond_with(Reply::status(500));
     let app = h.app().await;
@@ -50,9 +52,9 @@ async fn an_event_types_schedule_replaces_the_global_one() {
     assert_eq!((global.status, global.attempts), (DeliveryStatus::Pending, 1), "the global schedule waits an hour");
 }
 
-#[tokio::test]
-async fn an_endpoint_failing_for_the_period_is_disabled_until_patched_back() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn an_endpoint_failing_for_the_period_is_disabled_until_patched_back(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     receiver.respond_with(Reply::status(500));
     let app = h.app().await;
@@ -87,9 +89,9 @@ async fn an_endpoint_failing_for_the_period_is_disabled_until_patched_back() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn throttle_rate_spaces_requests_without_dropping_any() {
-    let h = Harness::new(TestClock::running());
+#[backends(crate::support::Backend)]
+async fn throttle_rate_spaces_requests_without_dropping_any(backend: Backend) {
+    let h = Harness::new(backend, TestClock::running()).await;
     let receiver = Receiver::start().await;
     let app = h.app().await;
     let throttled =
@@ -126,9 +128,9 @@ async fn throttle_rate_spaces_requests_without_dropping_any() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn retention_drops_expired_payloads_and_old_attempts() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn retention_drops_expired_payloads_and_old_attempts(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     let app = h.app().await;
     h.endpoint(&app, &receiver.url("/hook")).await;
@@ -151,9 +153,9 @@ async fn retention_drops_expired_payloads_and_old_attempts() {
     h.assert_drained().await;
 }
 
-#[tokio::test]
-async fn an_expired_payload_fails_its_delivery_without_sending() {
-    let h = Harness::new(TestClock::frozen());
+#[backends(crate::support::Backend)]
+async fn an_expired_payload_fails_its_delivery_without_sending(backend: Backend) {
+    let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     let app = h.app().await;
     h.endpoint(&app, &receiver.url("/hook")).await;
