@@ -28,10 +28,6 @@ use serde::Deserialize;
 /// The commented reference configuration, built into the binary as the lowest layer.
 pub const DEFAULT_TOML: &str = include_str!("../config.default.toml");
 
-/// How much longer than one delivery attempt a lease must be (as the worker requires),
-/// so an attempt is recorded before another node may claim the delivery again.
-const LEASE_MARGIN: Duration = Duration::from_secs(5);
-
 /// Shortest accepted `HERALD_ADMIN_TOKEN`, so a guessable bootstrap token is refused.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
@@ -616,27 +612,19 @@ impl Config {
             net: NetConfig {
                 allow_cidrs: l.require("net.allow_cidrs", |v| AllowList::parse(v).map_err(|e| e.to_string()))?,
             },
-            worker: {
-                let request_timeout = l.require("worker.request_timeout_ms", |v| parse_millis(v, 1))?;
-                WorkerConfig {
-                    retry_schedule: l.require("worker.retry_schedule", |v| v.parse().map_err(|e| format!("{e}")))?,
-                    lease: l.require("worker.lease_ms", |v| match parse_millis(v, 1)? {
-                        lease if lease < request_timeout + LEASE_MARGIN => Err(format!(
-                            "must exceed worker.request_timeout_ms ({} ms) by at least {} s",
-                            request_timeout.as_millis(),
-                            LEASE_MARGIN.as_secs()
-                        )),
-                        lease => Ok(lease),
-                    })?,
-                    request_timeout,
-                    disable_after_failing: l.require("worker.disable_after_failing_ms", parse_optional_millis)?,
-                    poll_interval: l.require("worker.poll_interval_ms", |v| parse_millis(v, 1))?,
-                    batch_size: l.require("worker.batch_size", |v| parse_count(v, 1, 10_000))? as usize,
-                    max_in_flight: l.require("worker.max_in_flight", |v| parse_count(v, 1, 1_000_000))? as usize,
-                    max_in_flight_per_endpoint: l
-                        .require("worker.max_in_flight_per_endpoint", |v| parse_count(v, 1, 100_000))?
-                        as usize,
-                }
+            worker: WorkerConfig {
+                retry_schedule: l.require("worker.retry_schedule", |v| v.parse().map_err(|e| format!("{e}")))?,
+                // How the lease must relate to the timeout is the worker's rule, checked
+                // once the whole config is read (`from_layers`).
+                lease: l.require("worker.lease_ms", |v| parse_millis(v, 1))?,
+                request_timeout: l.require("worker.request_timeout_ms", |v| parse_millis(v, 1))?,
+                disable_after_failing: l.require("worker.disable_after_failing_ms", parse_optional_millis)?,
+                poll_interval: l.require("worker.poll_interval_ms", |v| parse_millis(v, 1))?,
+                batch_size: l.require("worker.batch_size", |v| parse_count(v, 1, 10_000))? as usize,
+                max_in_flight: l.require("worker.max_in_flight", |v| parse_count(v, 1, 1_000_000))? as usize,
+                max_in_flight_per_endpoint: l
+                    .require("worker.max_in_flight_per_endpoint", |v| parse_count(v, 1, 100_000))?
+                    as usize,
             },
             retention: RetentionConfig {
                 interval: l.require("retention.interval_ms", |v| parse_millis(v, 1))?,
@@ -1075,6 +1063,10 @@ mod tests {
 
     #[test]
     fn rules_across_worker_keys_name_the_key_at_fault() {
+        let msg = load_env(&[("HERALD_WORKER__LEASE_MS", "19000")]).unwrap_err().to_string();
+        assert!(msg.starts_with("invalid HERALD_WORKER__LEASE_MS \"19000\": must be at least"), "{msg}");
+        let c = load_env(&[("HERALD_WORKER__LEASE_MS", "20000")]).unwrap();
+        assert_eq!(c.worker_config().lease, Duration::from_secs(20));
         let msg = load_env(&[("HERALD_WORKER__MAX_IN_FLIGHT_PER_ENDPOINT", "480")]).unwrap_err().to_string();
         assert!(msg.contains("`worker.max_in_flight` (HERALD_WORKER__MAX_IN_FLIGHT) \"500\": must exceed"), "{msg}");
         let c =
