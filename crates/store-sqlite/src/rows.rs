@@ -154,7 +154,6 @@ pub fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
 pub fn attempt(row: &Row<'_>) -> rusqlite::Result<Attempt> {
     let bad = |what: &'static str| rusqlite::Error::FromSqlConversionFailure(0, Type::Integer, what.into());
     let status: i64 = row.get("status")?;
-    let trigger: i64 = row.get("trigger_type")?;
     Ok(Attempt {
         id: id(row, "id")?,
         msg_id: id(row, "msg_id")?,
@@ -165,11 +164,7 @@ pub fn attempt(row: &Row<'_>) -> rusqlite::Result<Attempt> {
         response_status_code: row.get("response_status_code")?,
         response: row.get("response")?,
         response_duration_ms: row.get("response_duration_ms")?,
-        trigger: match trigger {
-            0 => TriggerType::Scheduled,
-            1 => TriggerType::Manual,
-            _ => return Err(bad("bad trigger type")),
-        },
+        trigger: TriggerType::from_code(row.get("trigger_type")?).ok_or_else(|| bad("bad trigger type"))?,
         created_at: time(row, "created_at")?,
     })
 }
