@@ -56,6 +56,14 @@ fn open_connection(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection
     Ok(conn)
 }
 
+/// A connection for the read pool; `query_only` makes a write through it an error.
+fn open_reader(path: &Path) -> StoreResult<Connection> {
+    let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(unavailable)?;
+    conn.pragma_update(None, "query_only", true).map_err(unavailable)?;
+    Ok(conn)
+}
+
 impl Engine {
     /// Opens (creating if needed) the database, migrates it and starts the writer.
     pub fn open(path: &Path) -> StoreResult<Self> {
@@ -63,10 +71,7 @@ impl Engine {
         schema::migrate(&mut writer).map_err(|e| StoreError::Internal(e.into()))?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(unavailable)?;
-            conn.pragma_update(None, "query_only", true).map_err(unavailable)?;
-            readers.push(conn);
+            readers.push(open_reader(path)?);
         }
         let (jobs, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
@@ -112,13 +117,7 @@ impl Engine {
             let pooled = readers.lock().map_err(|_| internal("reader pool poisoned"))?.pop();
             let conn = match pooled {
                 Some(conn) => conn,
-                None => {
-                    let conn =
-                        open_connection(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                            .map_err(unavailable)?;
-                    conn.pragma_update(None, "query_only", true).map_err(unavailable)?;
-                    conn
-                }
+                None => open_reader(&path)?,
             };
             let result = f(&conn);
             if let Ok(mut pool) = readers.lock()
