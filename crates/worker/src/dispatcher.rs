@@ -135,6 +135,9 @@ impl Dispatcher {
         let waker = self.shared.store.delivery_waker();
         let mut tasks = JoinSet::new();
         let mut unsent = Vec::new();
+        // The time the last successful claim looked at: a retry due by then was picked
+        // up by it, one due later (even by a fraction of a millisecond) still needs a look.
+        let mut looked_at = DateTime::<Utc>::MIN_UTC;
         tracing::info!(
             max_in_flight = config.max_in_flight,
             max_in_flight_per_endpoint = config.max_in_flight_per_endpoint,
@@ -148,6 +151,7 @@ impl Dispatcher {
             if room > 0 {
                 match self.claim(room).await {
                     Ok(claim) => {
+                        looked_at = claim.at;
                         let full = claim.deliveries.len() == room;
                         self.start(claim, &mut tasks, &shutdown);
                         if full {
@@ -167,7 +171,7 @@ impl Dispatcher {
                 () = self.shared.retries.changed() => {}
                 () = self.shared.endpoints.room_freed() => {}
                 Some(joined) = tasks.join_next(), if room == 0 => unsent.extend(task_ended(joined)),
-                () = tokio::time::sleep(self.until_next_look()) => {}
+                () = tokio::time::sleep(self.until_next_look(looked_at)) => {}
             }
         }
         tracing::info!(deliveries.count = tasks.len(), "dispatcher stopping; finishing attempts in progress");
@@ -187,7 +191,7 @@ impl Dispatcher {
         let deliveries = self.shared.store.claim_due_deliveries_skipping(now, limit, lease_until, &skip).await?;
         let types = deliveries.iter().map(|d| d.message.event_type.as_str());
         self.shared.schedules.refresh(&self.shared.store, types).await;
-        Ok(Claim { deliveries, lease_until })
+        Ok(Claim { deliveries, at: now, lease_until })
     }
 
     /// Admits each claimed delivery to its endpoint and starts its task.
@@ -235,11 +239,11 @@ impl Dispatcher {
     }
 
     /// How long to sleep when nothing more is due: the poll interval, or less when a
-    /// retry is due sooner.
-    fn until_next_look(&self) -> Duration {
+    /// retry the claim at `looked_at` did not cover is due sooner.
+    fn until_next_look(&self, looked_at: DateTime<Utc>) -> Duration {
         let poll = self.shared.config.poll_interval;
         let now = (self.shared.clock)();
-        match self.shared.retries.next_after(now) {
+        match self.shared.retries.next_after(looked_at) {
             Some(at) => (at - now).to_std().map_or(Duration::ZERO, |wait| wait.min(poll)),
             None => poll,
         }
@@ -249,6 +253,8 @@ impl Dispatcher {
 /// What one claim returned, and the lease it holds them under.
 struct Claim {
     deliveries: Vec<ClaimedDelivery>,
+    /// The (millisecond) time it claimed what was due by.
+    at: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 }
 

@@ -42,11 +42,11 @@ impl RetryWatch {
         }
     }
 
-    /// The earliest known retry after `now`; a time already reached is forgotten,
-    /// since the claim that follows picks it up.
-    pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    /// The earliest known retry after `looked_at`, the time a claim has already looked
+    /// at; a retry due by then was picked up by that claim and is forgotten.
+    pub fn next_after(&self, looked_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let mut earliest = self.earliest.lock().unwrap_or_else(PoisonError::into_inner);
-        earliest.take_if(|at| *at <= now);
+        earliest.take_if(|at| *at <= looked_at);
         *earliest
     }
 
