@@ -143,6 +143,7 @@ async fn deliver(total: usize, nodes: usize) {
                                 created_at: now,
                             },
                             next: NextStep::Delivered,
+                            lease_until: c.delivery.next_attempt_at,
                         })
                         .collect();
                     store.record_attempts(results).await.unwrap();

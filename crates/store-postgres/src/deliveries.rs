@@ -152,10 +152,12 @@ pub(crate) async fn record(conn: &mut PgConnection, results: &[AttemptResult]) -
         return Ok(());
     }
     let mut attempts = AttemptArrays::default();
-    let (mut msg_ids, mut endpoint_ids, mut statuses, mut retry_at) = (vec![], vec![], vec![], vec![]);
+    let (mut msg_ids, mut endpoint_ids, mut statuses, mut retry_at, mut leases) =
+        (vec![], vec![], vec![], vec![], vec![]);
     let (mut disable, mut disabled_at) = (vec![], vec![]);
-    for AttemptResult { attempt, next } in results {
+    for AttemptResult { attempt, next, lease_until } in results {
         attempts.push(attempt);
+        leases.push(ms(*lease_until));
         let (status, retry) = match next {
             NextStep::Delivered => (DeliveryStatus::Success, None),
             NextStep::RetryAt(t) => (DeliveryStatus::Pending, Some(ms(*t))),
@@ -195,13 +197,16 @@ pub(crate) async fn record(conn: &mut PgConnection, results: &[AttemptResult]) -
         "UPDATE deliveries d
          SET status = u.status, attempts = d.attempts + 1, next_attempt_at = COALESCE(u.retry_at, d.next_attempt_at),
              trigger_type = 0
-         FROM unnest($1::text[], $2::text[], $3::smallint[], $4::timestamptz[]) AS u(msg_id, endpoint_id, status, retry_at)
-         WHERE d.msg_id = u.msg_id AND d.endpoint_id = u.endpoint_id",
+         FROM unnest($1::text[], $2::text[], $3::smallint[], $4::timestamptz[], $5::timestamptz[])
+              AS u(msg_id, endpoint_id, status, retry_at, lease_until)
+         WHERE d.msg_id = u.msg_id AND d.endpoint_id = u.endpoint_id
+           AND d.status = 3 AND d.next_attempt_at = u.lease_until",
     )
     .bind(&msg_ids)
     .bind(&endpoint_ids)
     .bind(&statuses)
     .bind(&retry_at)
+    .bind(&leases)
     .execute(&mut *tx)
     .await
     .map_err(db)?;

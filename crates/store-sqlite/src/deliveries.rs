@@ -109,10 +109,10 @@ pub fn record(conn: &Connection, results: &[AttemptResult]) -> StoreResult<()> {
             // A manual trigger is for the one attempt that follows it; retries are scheduled.
             "UPDATE deliveries SET status = ?3, attempts = attempts + 1, next_attempt_at = COALESCE(?4, next_attempt_at),
                                    trigger_type = 0
-             WHERE msg_id = ?1 AND endpoint_id = ?2",
+             WHERE msg_id = ?1 AND endpoint_id = ?2 AND status = 3 AND next_attempt_at = ?5",
         )
         .map_err(db_err("delivery"))?;
-    for AttemptResult { attempt: a, next } in results {
+    for AttemptResult { attempt: a, next, lease_until } in results {
         insert
             .execute(params![
                 a.id.as_str(),
@@ -134,7 +134,7 @@ pub fn record(conn: &Connection, results: &[AttemptResult]) -> StoreResult<()> {
             NextStep::Failed | NextStep::EndpointDisabled => (DeliveryStatus::Fail, None),
         };
         update
-            .execute(params![a.msg_id.as_str(), a.endpoint_id.as_str(), status.code(), retry_at])
+            .execute(params![a.msg_id.as_str(), a.endpoint_id.as_str(), status.code(), retry_at, ms(*lease_until)])
             .map_err(db_err("delivery"))?;
         if *next == NextStep::EndpointDisabled {
             conn.execute(

@@ -29,6 +29,7 @@ macro_rules! conformance_tests {
             message_idempotency_replays_without_writing, event_id_conflicts_within_window,
             idempotency_claims_are_exclusive, concurrent_messages_all_commit, message_filters,
             deleting_an_app_removes_its_data, claims_are_leased_and_expire, attempts_move_deliveries_on,
+            a_late_result_does_not_overwrite_a_newer_owner,
             attempt_log_filters_and_pages, manual_control_requeues_deliveries);
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -437,13 +438,27 @@ pub async fn attempts_move_deliveries_on(store: DynStore) {
     let claimed = store.claim_due_deliveries(now, 10, now + Duration::seconds(30)).await.unwrap();
     let retry_at = now + Duration::seconds(5);
     let failed = attempt_for(&claimed[0], DeliveryStatus::Fail, now);
-    store.record_attempts(vec![AttemptResult { attempt: failed, next: NextStep::RetryAt(retry_at) }]).await.unwrap();
+    store
+        .record_attempts(vec![AttemptResult {
+            attempt: failed,
+            next: NextStep::RetryAt(retry_at),
+            lease_until: claimed[0].delivery.next_attempt_at,
+        }])
+        .await
+        .unwrap();
     let d = store.list_deliveries(&a.id, &m.id).await.unwrap();
     assert_eq!((d[0].status, d[0].attempts, d[0].next_attempt_at), (DeliveryStatus::Pending, 1, retry_at));
     assert!(store.claim_due_deliveries(now, 10, now + Duration::seconds(30)).await.unwrap().is_empty());
     let second = store.claim_due_deliveries(retry_at, 10, retry_at + Duration::seconds(30)).await.unwrap();
     let ok = attempt_for(&second[0], DeliveryStatus::Success, retry_at);
-    store.record_attempts(vec![AttemptResult { attempt: ok, next: NextStep::Delivered }]).await.unwrap();
+    store
+        .record_attempts(vec![AttemptResult {
+            attempt: ok,
+            next: NextStep::Delivered,
+            lease_until: second[0].delivery.next_attempt_at,
+        }])
+        .await
+        .unwrap();
     let d = store.list_deliveries(&a.id, &m.id).await.unwrap();
     assert_eq!((d[0].status, d[0].attempts), (DeliveryStatus::Success, 2));
     let attempts = store.list_message_attempts(&a.id, &m.id).await.unwrap();
@@ -454,9 +469,54 @@ pub async fn attempts_move_deliveries_on(store: DynStore) {
     let claimed = store.claim_due_deliveries(now, 10, now + Duration::seconds(30)).await.unwrap();
     assert_eq!(claimed[0].message.id, m2.id);
     let gone = attempt_for(&claimed[0], DeliveryStatus::Fail, now);
-    store.record_attempts(vec![AttemptResult { attempt: gone, next: NextStep::EndpointDisabled }]).await.unwrap();
+    store
+        .record_attempts(vec![AttemptResult {
+            attempt: gone,
+            next: NextStep::EndpointDisabled,
+            lease_until: claimed[0].delivery.next_attempt_at,
+        }])
+        .await
+        .unwrap();
     assert!(store.get_endpoint(&a.id, ep.id.as_str()).await.unwrap().disabled);
     assert_eq!(store.list_deliveries(&a.id, &m2.id).await.unwrap()[0].status, DeliveryStatus::Fail);
+}
+
+/// A result recorded after its lease stopped holding is logged but leaves the
+/// delivery to whoever owns it now: a resend made while the attempt was in flight,
+/// or a second worker that claimed it after the lease ran out.
+pub async fn a_late_result_does_not_overwrite_a_newer_owner(store: DynStore) {
+    let a = store.create_application(app("a", None)).await.unwrap();
+    let ep = store.create_endpoint(endpoint(&a.id, None, None)).await.unwrap();
+    let (m, _) = created(store.create_message(message(a.id.as_str(), "t", None)).await.unwrap());
+    let now = herald_core::to_millis(Utc::now()) + Duration::seconds(1);
+    let result = |c: &crate::ClaimedDelivery, next| AttemptResult {
+        attempt: attempt_for(c, DeliveryStatus::Success, now),
+        next,
+        lease_until: c.delivery.next_attempt_at,
+    };
+
+    // Resent while in flight: the resend stands, due now with a fresh schedule.
+    let first = store.claim_due_deliveries(now, 10, now + Duration::seconds(30)).await.unwrap();
+    store.resend_message(&a.id, &m.id, &ep.id, now).await.unwrap();
+    store.record_attempts(vec![result(&first[0], NextStep::Delivered)]).await.unwrap();
+    let d = store.list_deliveries(&a.id, &m.id).await.unwrap();
+    assert_eq!((d[0].status, d[0].attempts, d[0].next_attempt_at), (DeliveryStatus::Pending, 0, now));
+
+    // Claimed again, the lease runs out and another worker claims it: the first
+    // worker's late failure neither fails nor reschedules the second's delivery.
+    let second = store.claim_due_deliveries(now, 10, now + Duration::seconds(30)).await.unwrap();
+    let later = now + Duration::seconds(31);
+    let third = store.claim_due_deliveries(later, 10, later + Duration::seconds(30)).await.unwrap();
+    assert_eq!(third.len(), 1);
+    store.record_attempts(vec![result(&second[0], NextStep::Failed)]).await.unwrap();
+    let d = store.list_deliveries(&a.id, &m.id).await.unwrap();
+    assert_eq!((d[0].status, d[0].next_attempt_at), (DeliveryStatus::Sending, third[0].delivery.next_attempt_at));
+
+    // The current owner's result moves it on; every attempt is in the log.
+    store.record_attempts(vec![result(&third[0], NextStep::Delivered)]).await.unwrap();
+    let d = store.list_deliveries(&a.id, &m.id).await.unwrap();
+    assert_eq!((d[0].status, d[0].attempts), (DeliveryStatus::Success, 1));
+    assert_eq!(store.list_message_attempts(&a.id, &m.id).await.unwrap().len(), 3);
 }
 
 /// `claim_due_deliveries_skipping` and `release_deliveries`. Not yet in
@@ -496,7 +556,11 @@ async fn attempt_all(store: &DynStore, at: DateTime<Utc>, failing: &[&EndpointId
             let fail = failing.contains(&&c.endpoint.id);
             let mut attempt = attempt_for(c, if fail { DeliveryStatus::Fail } else { DeliveryStatus::Success }, at);
             attempt.trigger = c.delivery.trigger;
-            AttemptResult { attempt, next: if fail { NextStep::Failed } else { NextStep::Delivered } }
+            AttemptResult {
+                attempt,
+                next: if fail { NextStep::Failed } else { NextStep::Delivered },
+                lease_until: c.delivery.next_attempt_at,
+            }
         })
         .collect();
     let attempts = results.iter().map(|r| r.attempt.clone()).collect();

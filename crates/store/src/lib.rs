@@ -133,6 +133,11 @@ pub enum NextStep {
 pub struct AttemptResult {
     pub attempt: Attempt,
     pub next: NextStep,
+    /// The lease the attempt was made under. The attempt is always logged, but the
+    /// delivery moves on only while that lease still holds: a resend, a hand-back or
+    /// another worker's claim since then owns the delivery, and a late result must not
+    /// overwrite it.
+    pub lease_until: DateTime<Utc>,
 }
 
 /// Filters for listing messages.

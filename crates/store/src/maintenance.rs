@@ -67,7 +67,7 @@ impl<'a> HealthChanges<'a> {
         }
         let mut order = Vec::new();
         let mut states: HashMap<&EndpointId, State<'a>> = HashMap::new();
-        for AttemptResult { attempt, next } in results {
+        for AttemptResult { attempt, next, .. } in results {
             let id = &attempt.endpoint_id;
             let prior = states.remove(id);
             if prior.is_none() {

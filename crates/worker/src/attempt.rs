@@ -23,6 +23,8 @@ pub(crate) struct AttemptContext<'a> {
     pub client: &'a GuardedClient,
     pub policy: RetryPolicy<'a>,
     pub clock: &'a herald_core::Clock,
+    /// The lease the delivery was claimed under.
+    pub lease_until: DateTime<Utc>,
 }
 
 /// Makes one attempt and says what happens next.
@@ -40,7 +42,11 @@ pub(crate) async fn attempt(ctx: &AttemptContext<'_>, claimed: &ClaimedDelivery)
         }
     };
     log_outcome(&exchange, duration, next);
-    AttemptResult { attempt: attempt_record(claimed, started_at, exchange, duration, next), next }
+    AttemptResult {
+        attempt: attempt_record(claimed, started_at, exchange, duration, next),
+        next,
+        lease_until: ctx.lease_until,
+    }
 }
 
 fn attempt_record(

@@ -306,6 +306,7 @@ async fn deliver(
             retry_after_max: config.retry_after_max,
         },
         clock: &shared.clock,
+        lease_until,
     };
     let in_flight = shared.metrics.request_started(claimed.endpoint.id.as_str());
     let result = attempt(&ctx, &claimed).await;

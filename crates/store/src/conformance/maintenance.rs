@@ -90,6 +90,7 @@ pub async fn endpoints_failing_too_long_are_disabled(store: DynStore) {
     let fail = |d: &ClaimedDelivery, at: DateTime<Utc>| AttemptResult {
         attempt: attempt(d, false, at),
         next: NextStep::RetryAt(at + Duration::days(365)),
+        lease_until: d.delivery.next_attempt_at,
     };
     let record = |results, cutoff| {
         let store = store.clone();
@@ -106,7 +107,11 @@ pub async fn endpoints_failing_too_long_are_disabled(store: DynStore) {
 
     // A success resets it.
     let d = claim_one(&store, a.id.as_str(), t1).await;
-    let ok = AttemptResult { attempt: attempt(&d, true, t1), next: NextStep::Delivered };
+    let ok = AttemptResult {
+        attempt: attempt(&d, true, t1),
+        next: NextStep::Delivered,
+        lease_until: d.delivery.next_attempt_at,
+    };
     assert!(record(vec![ok], t1 - Duration::days(5)).await.is_empty());
     let t2 = t0 + Duration::days(6);
     let d = claim_one(&store, a.id.as_str(), t2).await;
@@ -144,7 +149,11 @@ pub async fn retention_drops_expired_payloads_and_old_attempts(store: DynStore) 
         .enumerate()
         .map(|(i, d)| {
             let at = t0 + Duration::days(i64::try_from(i).unwrap() * 10);
-            AttemptResult { attempt: attempt(d, true, at), next: NextStep::Delivered }
+            AttemptResult {
+                attempt: attempt(d, true, at),
+                next: NextStep::Delivered,
+                lease_until: d.delivery.next_attempt_at,
+            }
         })
         .collect();
     store.record_attempts(results).await.unwrap();
@@ -177,7 +186,11 @@ pub async fn queue_depth_counts_pending_and_sending(store: DynStore) {
     let t0 = now() + Duration::seconds(1);
     let claimed = store.claim_due_deliveries(t0, 1, t0 + Duration::seconds(30)).await.unwrap();
     assert_eq!(store.queue_depth().await.unwrap(), QueueDepth { pending: 2, sending: 1 });
-    let ok = AttemptResult { attempt: attempt(&claimed[0], true, t0), next: NextStep::Delivered };
+    let ok = AttemptResult {
+        attempt: attempt(&claimed[0], true, t0),
+        next: NextStep::Delivered,
+        lease_until: claimed[0].delivery.next_attempt_at,
+    };
     store.record_attempts(vec![ok]).await.unwrap();
     assert_eq!(store.queue_depth().await.unwrap(), QueueDepth { pending: 2, sending: 0 });
 }
