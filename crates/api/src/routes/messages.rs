@@ -37,6 +37,8 @@ use crate::{
 const DEFAULT_RETENTION_DAYS: i64 = 90;
 /// How long an `eventId` stays unique within an application.
 const EVENT_ID_WINDOW: TimeDelta = TimeDelta::hours(24);
+/// How far ahead `deliverAt` may be (the contract says 24 hours).
+const MAX_DELIVER_AT: TimeDelta = TimeDelta::hours(24);
 
 /// Message routes; their POST handles idempotency keys itself.
 pub(crate) fn router() -> Router<Shared> {
@@ -232,6 +234,11 @@ pub(crate) async fn create(
     let with_content = query.bool("with_content", true)?;
     authorize(&ctx, &auth, &app_key).await?;
     let now = ctx.now();
+    // The contract's bound: a message is not held back longer than its producer could
+    // reasonably expect (a far-off date is usually a unit mistake).
+    if input.deliver_at.is_some_and(|at| at > now + MAX_DELIVER_AT) {
+        return Err(ApiError::invalid(&["body", "deliverAt"], "must be no more than 24 hours in the future"));
+    }
     let id = MessageId::generate(now, &mut rand::rng());
     let retention = match (input.payload_retention_hours, input.payload_retention_period) {
         (Some(hours), _) => TimeDelta::hours(hours),

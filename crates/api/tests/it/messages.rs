@@ -121,13 +121,15 @@ async fn bad_messages_are_422(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(None).await;
     let path = format!("/api/v1/app/{app_id}/msg");
-    let cases: [(serde_json::Value, &[&str]); 7] = [
+    let too_late = (chrono::Utc::now() + chrono::TimeDelta::hours(25)).to_rfc3339();
+    let cases: [(serde_json::Value, &[&str]); 8] = [
         (json!({"eventType": "a", "payload": [1]}), &["body", "payload"]),
         (json!({"eventType": "bad type", "payload": {}}), &["body", "eventType"]),
         (json!({"eventType": "a"}), &["body", "payload"]),
         (json!({"eventType": "a", "payload": {}, "tags": ["1", "2", "3", "4", "5", "6"]}), &["body", "tags"]),
         (json!({"eventType": "a", "payload": {}, "payloadRetentionPeriod": 91}), &["body", "payloadRetentionPeriod"]),
         (json!({"eventType": "a", "payload": {}, "channels": []}), &["body", "channels"]),
+        (json!({"eventType": "a", "payload": {}, "deliverAt": too_late}), &["body", "deliverAt"]),
         (
             json!({"eventType": "a", "payload": {}, "transformationsParams": {"rawPayload": {"not": "a string"}}}),
             &["body", "transformationsParams", "rawPayload"],
