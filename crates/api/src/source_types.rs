@@ -170,4 +170,40 @@ mod tests {
         let hashed = find("stripe").unwrap().event_id(&headers, long.as_bytes()).unwrap();
         assert!(hashed.starts_with("sha256:") && hashed.len() == 7 + 64, "{hashed}");
     }
+
+    /// Every header a type reads, so arbitrary values reach each parser.
+    const HEADERS: &[&str] = &[
+        "stripe-signature",
+        "x-hub-signature-256",
+        "x-shopify-hmac-sha256",
+        "x-slack-signature",
+        "x-slack-request-timestamp",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "svix-id",
+        "svix-timestamp",
+        "svix-signature",
+        "x-github-delivery",
+        "x-shopify-webhook-id",
+    ];
+
+    proptest::proptest! {
+        #[test]
+        fn no_header_or_body_panics_any_type(
+            values in proptest::collection::vec(proptest::prelude::any::<String>(), HEADERS.len()),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            now in proptest::prelude::any::<i64>(),
+        ) {
+            let lookup = |name: &str| HEADERS.iter().position(|h| *h == name).map(|i| values[i].as_str());
+            let owned = |name: &str| lookup(name).map(str::to_owned);
+            for t in TYPES {
+                let verifier = t.verifier(Some("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")).unwrap();
+                if let Some(verifier) = verifier {
+                    proptest::prop_assert!(verifier.verify(&body, &lookup, now).is_err());
+                }
+                let _ = t.event_id(&owned, &body);
+            }
+        }
+    }
 }
