@@ -916,6 +916,7 @@ mod tests {
             [api]
             max_body_bytes = 2048
             rate_limit = "10/s,burst=20"
+            ingest_dedup_window = "36h"
             [net]
             allow_cidrs = ["10.0.0.0/8", "::1"]
             [worker]
@@ -946,6 +947,7 @@ mod tests {
         assert_eq!(c.auth.admin_token.as_ref().unwrap().expose_secret(), "0123456789abcdef0123");
         assert_eq!(c.api.max_body_bytes, 2048);
         assert_eq!(c.api.rate_limit, Some(RateLimit { per_second: 10.0, burst: 20 }));
+        assert_eq!(c.api.ingest_dedup_window, Duration::from_secs(36 * 3600));
         let cidrs: Vec<String> = c.net.allow_cidrs.cidrs().iter().map(ToString::to_string).collect();
         assert_eq!(cidrs, ["10.0.0.0/8", "::1/128"]);
         assert_eq!(c.worker.retry_schedule.to_string(), "1s,2s");
@@ -959,7 +961,7 @@ mod tests {
         assert_eq!(c.retention, retention);
         assert_eq!(c.log.format, LogFormat::Json);
         // Every setting in the table went through the file path.
-        assert_eq!(SETTINGS.len(), 24);
+        assert_eq!(SETTINGS.len(), 25);
     }
 
     #[test]
