@@ -102,6 +102,10 @@ pub struct NewMessage {
 
 /// What happened to a [`NewMessage`].
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per accepted request, moved straight into the response; boxing would add an allocation to the hot path"
+)]
 pub enum MessageOutcome {
     /// Committed: the message (with its `app_id`) and the deliveries queued for it.
     Created { message: Message, deliveries: Vec<Delivery> },
