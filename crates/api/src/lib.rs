@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod ratelimit;
 pub mod routes;
+mod source_types;
 
 pub use error::ApiError;
 
@@ -32,7 +33,14 @@ pub struct ApiConfig {
     pub rate_limit: Option<RateLimit>,
     /// Base URL used in links Herald returns (e.g. `http://127.0.0.1:8071`).
     pub public_url: String,
+    /// How long an ingest source remembers a provider's event id: a retry within it
+    /// is answered 2xx and not forwarded again.
+    pub ingest_dedup_window: chrono::TimeDelta,
 }
+
+/// The default of [`ApiConfig::ingest_dedup_window`]: seven days, the longest that
+/// providers which sign no timestamp (GitHub, Shopify) are known to retry.
+pub const DEFAULT_INGEST_DEDUP_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// A token bucket: `burst` requests at once, refilled at `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,7 +51,12 @@ pub struct RateLimit {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, rate_limit: None, public_url: "http://127.0.0.1:8071".to_owned() }
+        Self {
+            max_body_bytes: 1024 * 1024,
+            rate_limit: None,
+            public_url: "http://127.0.0.1:8071".to_owned(),
+            ingest_dedup_window: DEFAULT_INGEST_DEDUP_WINDOW,
+        }
     }
 }
 

@@ -25,8 +25,8 @@ use crate::{
     Shared,
     error::{HttpErrorOut, HttpValidationError, ValidationErrorOut},
     routes::{
-        applications, attempts, endpoint_types as ept, endpoints, event_types, headers, health, messages, recovery,
-        retry_schedules,
+        applications, attempts, endpoint_types as ept, endpoints, event_types, headers, health, ingest_endpoints as ie,
+        messages, receive, recovery, retry_schedules, sources,
     },
 };
 
@@ -58,6 +58,11 @@ const SECURITY: &str = "HTTPBearer";
         attempts::expunge_message, attempts::attempted_messages, attempts::attempted_destinations, attempts::stats,
         recovery::resend, recovery::recover, recovery::replay_missing, recovery::bulk_replay,
         health::get,
+        sources::list, sources::create, sources::get, sources::upsert, sources::patch, sources::delete,
+        sources::rotate_token, sources::list_log,
+        ie::list, ie::create, ie::get, ie::upsert, ie::delete, ie::get_secret, ie::rotate_secret,
+        ie::get_headers, ie::set_headers,
+        receive::receive,
     ),
     components(schemas(
         HttpErrorOut, HttpValidationError, ValidationErrorOut, Ordering,
@@ -76,6 +81,12 @@ const SECURITY: &str = "HTTPBearer";
         attempts::MessageEndpointList, attempts::EndpointStats,
         recovery::EmptyResponse, recovery::BackgroundTaskStatus, recovery::BackgroundTaskType,
         recovery::RecoverIn, recovery::RecoverOut, recovery::ReplayIn, recovery::ReplayOut, recovery::BulkReplayIn,
+        sources::IngestSourceIn, sources::IngestSourceOut, sources::IngestSourcePatch, sources::IngestSourceList,
+        sources::SourceConfigIn, sources::SourceConfigOut, sources::RotateTokenOut, sources::IngestLogOut,
+        sources::IngestLogList,
+        ie::IngestEndpointIn, ie::IngestEndpointUpsertIn, ie::IngestEndpointOut, ie::IngestEndpointList,
+        ie::IngestEndpointSecretOut, ie::IngestEndpointSecretIn, ie::IngestEndpointHeadersIn,
+        ie::IngestEndpointHeadersOut,
     )),
     modifiers(&CommonParts),
 )]
@@ -120,7 +131,8 @@ impl Modify for CommonParts {
                         .build();
                     operation.responses.responses.entry(status.to_owned()).or_insert(response.into());
                 }
-                if path != "/api/v1/health" {
+                // Ingest URLs are authenticated by their token and the provider's signature.
+                if path != "/api/v1/health" && path != receive::PATH {
                     operation.security = Some(vec![SecurityRequirement::new(SECURITY, Vec::<String>::new())]);
                 }
             }

@@ -46,6 +46,41 @@ impl Api {
         Ok(format!("{}/api/v1/app/{app_id}/msg", self.base))
     }
 
+    /// Creates a Stripe ingest source signed with `secret` and one ingest endpoint at
+    /// `url`; returns the source's ingest URL.
+    pub async fn setup_source(&self, secret: &str, url: &str) -> anyhow::Result<String> {
+        let source: serde_json::Value = self
+            .http
+            .post(format!("{}/ingest/api/v1/source", self.base))
+            .json(&json!({ "name": "bench", "type": "stripe", "config": { "secret": secret } }))
+            .send()
+            .await?
+            .error_for_status()
+            .context("creating the ingest source")?
+            .json()
+            .await?;
+        let id = source["id"].as_str().context("source id in the response")?;
+        self.http
+            .post(format!("{}/ingest/api/v1/source/{id}/endpoint", self.base))
+            .json(&json!({ "url": url }))
+            .send()
+            .await?
+            .error_for_status()
+            .context("creating an ingest endpoint")?;
+        source["ingestUrl"].as_str().map(str::to_owned).context("ingestUrl in the response")
+    }
+
+    /// Posts one signed provider request to an ingest URL; `true` when Herald answered 2xx.
+    pub async fn post_signed(&self, url: &str, body: String, signature: String) -> bool {
+        let request = self
+            .http
+            .post(url)
+            .header("content-type", "application/json; charset=utf-8")
+            .header("stripe-signature", signature)
+            .body(body);
+        matches!(request.send().await, Ok(r) if r.status().is_success())
+    }
+
     /// Posts one message; `Ok(true)` when Herald accepted it (202).
     pub async fn post(&self, url: &str, body: Vec<u8>, key: Option<String>) -> bool {
         let mut request = self.http.post(url).header("content-type", "application/json").body(body);

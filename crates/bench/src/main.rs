@@ -10,6 +10,7 @@ mod api;
 mod deliver;
 mod ingest;
 mod postgres;
+mod receive;
 mod server;
 
 use std::time::Duration;
@@ -33,6 +34,8 @@ enum Bench {
     Ingest(ingest::IngestArgs),
     /// Delivery throughput (1 and 10 endpoints), steady-rate latency, backlog memory.
     Deliver(deliver::DeliverArgs),
+    /// Stripe-signed requests to one ingest source URL, forwarded to a local receiver.
+    Receive(receive::ReceiveArgs),
 }
 
 fn parse_run_time(s: &str) -> Result<Duration, String> {
@@ -48,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Ingest(args) => ingest::run(args).await,
         Bench::Deliver(args) => deliver::run(args).await,
+        Bench::Receive(args) => receive::run(args).await,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Prefixed, KSUID-style identifiers (`app_`, `ep_`, `msg_`, `atmpt_`, `src_`).
+//! Prefixed, KSUID-style identifiers (`app_`, `ep_`, `msg_`, `atmpt_`, `src_`, `log_`).
 //!
 //! The 20 id bytes are 4 bytes of seconds since the KSUID epoch, 2 bytes of
 //! milliseconds-within-the-second and 14 random bytes, printed as 27 base62 digits.
@@ -132,6 +132,8 @@ prefixed_id!(/// One delivery attempt.
     AttemptId, "atmpt_");
 prefixed_id!(/// An ingest source.
     SourceId, "src_");
+prefixed_id!(/// One entry of an ingest source's request log.
+    IngestLogId, "log_");
 prefixed_id!(/// An API token.
     TokenId, "tok_");
 prefixed_id!(/// A background task (recover, replay) as the API reports it.

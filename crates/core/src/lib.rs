@@ -5,12 +5,13 @@
 //! randomness in, so every rule can be tested as a pure function.
 
 pub mod ids;
+pub mod ingest;
 pub mod model;
 pub mod net;
 pub mod retry;
 pub mod validate;
 
-pub use ids::{AppId, AttemptId, EndpointId, IdError, MessageId, SourceId, TaskId, TokenId};
+pub use ids::{AppId, AttemptId, EndpointId, IdError, IngestLogId, MessageId, SourceId, TaskId, TokenId};
 pub use retry::{RetrySchedule, RetryScheduleError};
 pub use validate::{ValidationError, Violation};
 

@@ -164,6 +164,9 @@ pub struct Message {
     pub deliver_at: Option<DateTime<Utc>>,
     /// When the payload may be dropped.
     pub expires_at: DateTime<Utc>,
+    /// The `Content-Type` the worker sends; `None` is `application/json`. Set for
+    /// messages received on an ingest source, which forward the provider's type.
+    pub content_type: Option<String>,
 }
 
 /// Delivery state, numbered as the contract's `MessageStatus`.

@@ -61,6 +61,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "auth.admin_token", env: "HERALD_ADMIN_TOKEN", flag: None, secret: true },
     setting("api.max_body_bytes", "HERALD_MAX_BODY_BYTES", Some("max-body-bytes")),
     setting("api.rate_limit", "HERALD_RATE_LIMIT", Some("rate-limit")),
+    setting("api.ingest_dedup_window", "HERALD_INGEST_DEDUP_WINDOW", None),
     setting("net.allow_cidrs", "HERALD_ALLOW_CIDRS", Some("allow-cidrs")),
     setting("worker.retry_schedule", "HERALD_RETRY_SCHEDULE", Some("retry-schedule")),
     setting("worker.lease_ms", "HERALD_WORKER__LEASE_MS", None),
@@ -212,6 +213,7 @@ struct RawAuth {
 struct RawApi {
     max_body_bytes: Option<Scalar>,
     rate_limit: Option<String>,
+    ingest_dedup_window: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -286,6 +288,7 @@ impl RawFile {
             ("auth.admin_token", self.auth.admin_token),
             ("api.max_body_bytes", self.api.max_body_bytes.map(scalar)),
             ("api.rate_limit", self.api.rate_limit),
+            ("api.ingest_dedup_window", self.api.ingest_dedup_window),
             ("net.allow_cidrs", self.net.allow_cidrs.map(list)),
             ("worker.retry_schedule", self.worker.retry_schedule),
             ("worker.lease_ms", self.worker.lease_ms.map(scalar)),
@@ -480,6 +483,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// `HERALD_RATE_LIMIT`; `None` is off.
     pub rate_limit: Option<RateLimit>,
+    /// `HERALD_INGEST_DEDUP_WINDOW`: how long an ingest source remembers provider event ids.
+    pub ingest_dedup_window: Duration,
 }
 
 /// `[net]`: the outbound SSRF guard.
@@ -608,6 +613,7 @@ impl Config {
             api: ApiSettings {
                 max_body_bytes: l.require("api.max_body_bytes", parse_byte_size)?,
                 rate_limit: l.require("api.rate_limit", parse_rate_limit)?,
+                ingest_dedup_window: l.require("api.ingest_dedup_window", parse_dedup_window)?,
             },
             net: NetConfig {
                 allow_cidrs: l.require("net.allow_cidrs", |v| AllowList::parse(v).map_err(|e| e.to_string()))?,
@@ -737,6 +743,16 @@ fn parse_byte_size(v: &str) -> Result<usize, String> {
 }
 
 /// Parses `off`, `100/s`, `600/m` or `100/s,burst=200`.
+/// A duration from 1 s to 90 days: long enough to outlast a provider's retries, and
+/// no longer than a message's payload is kept.
+fn parse_dedup_window(v: &str) -> Result<Duration, String> {
+    match parse_duration(v) {
+        Ok(d) if (Duration::from_secs(1)..=Duration::from_secs(90 * 86_400)).contains(&d) => Ok(d),
+        Ok(_) => Err("must be between 1s and 90d".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn parse_rate_limit(v: &str) -> Result<Option<RateLimit>, String> {
     let bad = || "expected `off`, `RATE/s` or `RATE/m`, optionally `,burst=N` (e.g. `100/s,burst=200`)".to_owned();
     if v == "off" {
@@ -853,6 +869,7 @@ mod tests {
         assert!(c.auth.admin_token.is_none());
         assert_eq!(c.api.max_body_bytes, 1024 * 1024);
         assert_eq!(c.api.rate_limit, None);
+        assert_eq!(c.api.ingest_dedup_window, Duration::from_secs(7 * 86_400));
         assert!(c.net.allow_cidrs.cidrs().is_empty());
         assert_eq!(c.worker.retry_schedule, RetrySchedule::default());
         assert_eq!(c.log.format, LogFormat::Human);
@@ -899,6 +916,7 @@ mod tests {
             [api]
             max_body_bytes = 2048
             rate_limit = "10/s,burst=20"
+            ingest_dedup_window = "36h"
             [net]
             allow_cidrs = ["10.0.0.0/8", "::1"]
             [worker]
@@ -929,6 +947,7 @@ mod tests {
         assert_eq!(c.auth.admin_token.as_ref().unwrap().expose_secret(), "0123456789abcdef0123");
         assert_eq!(c.api.max_body_bytes, 2048);
         assert_eq!(c.api.rate_limit, Some(RateLimit { per_second: 10.0, burst: 20 }));
+        assert_eq!(c.api.ingest_dedup_window, Duration::from_secs(36 * 3600));
         let cidrs: Vec<String> = c.net.allow_cidrs.cidrs().iter().map(ToString::to_string).collect();
         assert_eq!(cidrs, ["10.0.0.0/8", "::1/128"]);
         assert_eq!(c.worker.retry_schedule.to_string(), "1s,2s");
@@ -942,7 +961,7 @@ mod tests {
         assert_eq!(c.retention, retention);
         assert_eq!(c.log.format, LogFormat::Json);
         // Every setting in the table went through the file path.
-        assert_eq!(SETTINGS.len(), 24);
+        assert_eq!(SETTINGS.len(), 25);
     }
 
     #[test]
@@ -1027,6 +1046,9 @@ mod tests {
             ("HERALD_RATE_LIMIT", "10/h"),
             ("HERALD_RATE_LIMIT", "10/s,burst=0"),
             ("HERALD_RATE_LIMIT", "10/s,max=3"),
+            ("HERALD_INGEST_DEDUP_WINDOW", "0s"),
+            ("HERALD_INGEST_DEDUP_WINDOW", "91d"),
+            ("HERALD_INGEST_DEDUP_WINDOW", "a week"),
             ("HERALD_ALLOW_CIDRS", "10.0.0.0/33"),
             ("HERALD_ALLOW_CIDRS", "10.0.0.0/8,example.com"),
             ("HERALD_ALLOW_CIDRS", "::1/"),

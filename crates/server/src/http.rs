@@ -29,11 +29,21 @@ pub fn layers(router: Router, request_timeout: Duration) -> Router {
             .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
                 // The path only: query strings are the caller's business.
-                tracing::info_span!("request", method = %req.method(), path = req.uri().path(), request_id)
+                let path = loggable_path(req.uri().path());
+                tracing::info_span!("request", method = %req.method(), path, request_id)
             }))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(middleware::from_fn_with_state(request_timeout, timeout)),
     )
+}
+
+/// The path as logged: an ingest URL's token is a credential, so `/ingest/{token}`
+/// is shown with the token replaced (the API under `/ingest/api/` is logged as is).
+fn loggable_path(path: &str) -> &str {
+    match path.strip_prefix("/ingest/") {
+        Some(rest) if !rest.starts_with("api/") => "/ingest/[redacted]",
+        _ => path,
+    }
 }
 
 /// The listener of a `worker` node: `GET /api/v1/health` (204 while the store answers,
@@ -114,6 +124,14 @@ mod tests {
             .route("/slow", get(std::future::pending::<&'static str>))
             .route("/fast", get(|| async { "ok" }));
         layers(router, Duration::from_secs(30))
+    }
+
+    #[test]
+    fn ingest_tokens_are_redacted_from_logged_paths() {
+        assert_eq!(loggable_path("/ingest/AbCdEf0123456789AbCdEf0123456789"), "/ingest/[redacted]");
+        assert_eq!(loggable_path("/ingest/"), "/ingest/[redacted]");
+        assert_eq!(loggable_path("/ingest/api/v1/source/src_1/log"), "/ingest/api/v1/source/src_1/log");
+        assert_eq!(loggable_path("/api/v1/app"), "/api/v1/app");
     }
 
     #[tokio::test(start_paused = true)]

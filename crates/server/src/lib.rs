@@ -184,8 +184,13 @@ async fn api_router(
         )?;
     }
 
-    let api_config =
-        ApiConfig { max_body_bytes: config.api.max_body_bytes, rate_limit: config.api.rate_limit, public_url };
+    let api_config = ApiConfig {
+        max_body_bytes: config.api.max_body_bytes,
+        rate_limit: config.api.rate_limit,
+        public_url,
+        ingest_dedup_window: chrono::TimeDelta::from_std(config.api.ingest_dedup_window)
+            .context("the ingest dedupe window is out of range")?,
+    };
     let state = AppState { store, config: Arc::new(api_config), clock, metrics };
     // Endpoint URLs naming blocked addresses are refused at write time (422) unless
     // HERALD_ALLOW_CIDRS opens them; the worker checks again at send time.

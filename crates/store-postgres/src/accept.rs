@@ -266,7 +266,7 @@ async fn insert_message(
     sqlx::query(concat!(
         "WITH message AS (INSERT INTO messages (",
         message_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $17)),
          idempotency AS (UPDATE idempotency_keys SET state = 1, status = $14, body = $15, expires_at = $16
                          WHERE key = $13)
          INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at)
@@ -288,6 +288,7 @@ async fn insert_message(
     .bind(idempotency.map(|i| i32::from(i.response.status)))
     .bind(idempotency.map(|i| i.response.body.as_slice()))
     .bind(idempotency.map(|i| ms(i.expires_at)))
+    .bind(&m.content_type)
     .execute(conn)
     .await
     .map_err(db)?;

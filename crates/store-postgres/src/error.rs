@@ -79,6 +79,12 @@ fn unique_rule(constraint: Option<&str>) -> &'static str {
         Some("attempts_pkey") => "an attempt with this id",
         Some("tokens_pkey" | "tokens_hash_key") => "a token",
         Some("idempotency_keys_pkey") => "an idempotency key",
+        Some("ingest_sources_uid_key") => "a source with this uid",
+        Some("ingest_sources_pkey") => "a source with this id",
+        Some("ingest_logs_pkey") => "a log entry with this id",
+        Some("ingest_sources_token_key" | "ingest_sources_old_token_key" | "ingest_sources_app_key") => {
+            "a source with this token or application"
+        }
         _ => "a record with these values",
     }
 }
@@ -89,6 +95,7 @@ fn parent(constraint: Option<&str>) -> &'static str {
         Some(c) if c.ends_with("app_id_fkey") => "application",
         Some(c) if c.ends_with("endpoint_id_fkey") => "endpoint",
         Some(c) if c.ends_with("msg_id_fkey") => "message",
+        Some(c) if c.ends_with("source_id_fkey") => "source",
         _ => "parent record",
     }
 }

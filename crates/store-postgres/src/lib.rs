@@ -16,6 +16,7 @@ mod accept;
 mod attempts;
 mod deliveries;
 mod error;
+mod ingest;
 mod listener;
 mod maintenance;
 mod messages;
@@ -31,12 +32,13 @@ use std::{str::FromStr, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
-    AppId, Clock, EndpointId, MessageId, RetrySchedule,
+    AppId, Clock, EndpointId, MessageId, RetrySchedule, SourceId,
+    ingest::{IngestLog, Source},
     model::{Application, Attempt, Delivery, Endpoint, EventType, Message},
 };
 use herald_store::{
     AttemptResult, ClaimedDelivery, IdempotencyClaim, MessageFilter, MessageOutcome, NewMessage, Page, PageQuery,
-    QueueDepth, RetentionSwept, Store, StoreError, StoreResult, StoredResponse, TokenRecord,
+    QueueDepth, RetentionSwept, Store, StoreError, StoreResult, StoredResponse, TokenHash, TokenRecord, TokenRotation,
 };
 use sqlx::{
     Connection, PgPool, Postgres, QueryBuilder,
@@ -213,12 +215,16 @@ impl Store for PostgresStore {
     }
 
     async fn get_application(&self, key: &str) -> StoreResult<Application> {
-        resources::find_application(&self.pool, key).await.and_then(found("application"))
+        ingest::find_visible_application(&self.pool, key).await.and_then(found("application"))
     }
 
     async fn list_applications(&self, page: &PageQuery) -> StoreResult<Page<Application>> {
-        let query =
-            QueryBuilder::<Postgres>::new(concat!("SELECT ", rows::app_columns!(), " FROM applications WHERE true"));
+        let query = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            rows::app_columns!(),
+            " FROM applications WHERE ",
+            ingest::not_a_source_app!()
+        ));
         resources::page(&self.pool, query, "id", page, rows::application).await
     }
 
@@ -487,5 +493,41 @@ impl Store for PostgresStore {
 
     async fn queue_depth(&self) -> StoreResult<QueueDepth> {
         maintenance::queue_depth(&self.pool).await
+    }
+
+    async fn create_source(&self, source: Source, app: Application, token: TokenHash) -> StoreResult<Source> {
+        ingest::create(&self.pool, &source, &app, &token).await.map(|()| source)
+    }
+
+    async fn get_source(&self, key: &str) -> StoreResult<Source> {
+        ingest::find(&self.pool, key).await.and_then(found("source"))
+    }
+
+    async fn list_sources(&self, page: &PageQuery) -> StoreResult<Page<Source>> {
+        ingest::list(&self.pool, page).await
+    }
+
+    async fn update_source(&self, source: Source) -> StoreResult<Source> {
+        ingest::update(&self.pool, &source).await.map(|()| source)
+    }
+
+    async fn delete_source(&self, id: &SourceId) -> StoreResult<()> {
+        ingest::delete(&self.pool, id).await
+    }
+
+    async fn rotate_source_token(&self, id: &SourceId, rotation: TokenRotation) -> StoreResult<()> {
+        ingest::rotate_token(&self.pool, id, &rotation).await
+    }
+
+    async fn find_source_by_token(&self, token: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<Source>> {
+        ingest::find_by_token(&self.pool, token, now).await
+    }
+
+    async fn record_ingest_log(&self, entry: IngestLog) -> StoreResult<()> {
+        ingest::insert_log(&self.pool, &entry).await
+    }
+
+    async fn list_ingest_logs(&self, source: &SourceId, page: &PageQuery) -> StoreResult<Page<IngestLog>> {
+        ingest::list_logs(&self.pool, source, page).await
     }
 }

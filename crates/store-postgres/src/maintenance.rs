@@ -153,10 +153,12 @@ pub(crate) async fn sweep(
     .execute(&mut *conn)
     .await
     .map_err(db)?;
+    let logs = crate::ingest::sweep_logs(&mut *conn, attempts_before, limit).await?;
     let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     Ok(RetentionSwept {
         payloads_dropped: count(dropped.rows_affected()),
         attempts_deleted: count(deleted.rows_affected()),
+        ingest_logs_deleted: count(logs),
     })
 }
 

@@ -80,17 +80,6 @@ pub(crate) async fn insert_application(executor: impl PgExecutor<'_>, app: &Appl
     Ok(())
 }
 
-/// An application by id or uid.
-pub(crate) async fn find_application(executor: impl PgExecutor<'_>, key: &str) -> StoreResult<Option<Application>> {
-    let sql = if AppId::is_id(key) {
-        concat!("SELECT ", app_columns!(), " FROM applications WHERE id = $1")
-    } else {
-        concat!("SELECT ", app_columns!(), " FROM applications WHERE uid = $1")
-    };
-    let row = sqlx::query(sql).bind(key).fetch_optional(executor).await.map_err(db)?;
-    row.as_ref().map(rows::application).transpose()
-}
-
 pub(crate) async fn update_application(executor: impl PgExecutor<'_>, app: &Application) -> StoreResult<()> {
     let done = sqlx::query(
         "UPDATE applications SET uid = $2, name = $3, throttle_rate = $4, metadata = $5, updated_at = $6 WHERE id = $1",

@@ -113,7 +113,7 @@ pub(crate) fn endpoint(row: &PgRow) -> StoreResult<Endpoint> {
 /// Columns [`message`] reads, in the order the insert binds them.
 macro_rules! message_columns {
     () => {
-        "id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at, expires_at"
+        "id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at, expires_at, content_type"
     };
 }
 pub(crate) use message_columns;
@@ -130,6 +130,7 @@ pub(crate) fn message(row: &PgRow) -> StoreResult<Message> {
         created_at: get(row, "created_at")?,
         deliver_at: get(row, "deliver_at")?,
         expires_at: get(row, "expires_at")?,
+        content_type: get(row, "content_type")?,
     })
 }
 

@@ -148,6 +148,42 @@ ALTER TABLE endpoints ADD COLUMN failing_since timestamptz;
 CREATE INDEX messages_expiring ON messages (expires_at) WHERE payload IS NOT NULL;
 CREATE INDEX attempts_by_time ON attempts (created_at);
 "#,
+    // Ingest sources: each owns a hidden application (its ingest endpoints and the
+    // messages its verified requests become), reached by the hash of its URL token;
+    // a rotated-out token keeps working until `old_token_expires_at`. Messages keep
+    // the content type a provider sent, and each request to a source is logged.
+    // Deleting the application deletes the source and its log with it.
+    r#"
+ALTER TABLE messages ADD COLUMN content_type text;
+
+CREATE TABLE ingest_sources (
+    id                   text COLLATE "C" PRIMARY KEY,
+    uid                  text COLLATE "C" CONSTRAINT ingest_sources_uid_key UNIQUE,
+    name                 text NOT NULL,
+    kind                 text NOT NULL,
+    secret               text,
+    app_id               text COLLATE "C" NOT NULL CONSTRAINT ingest_sources_app_key UNIQUE
+                         CONSTRAINT ingest_sources_app_id_fkey REFERENCES applications ON DELETE CASCADE,
+    token_hash           text NOT NULL CONSTRAINT ingest_sources_token_key UNIQUE,
+    old_token_hash       text CONSTRAINT ingest_sources_old_token_key UNIQUE,
+    old_token_expires_at timestamptz,
+    metadata             jsonb NOT NULL,
+    created_at           timestamptz NOT NULL,
+    updated_at           timestamptz NOT NULL
+);
+
+CREATE TABLE ingest_logs (
+    id          text COLLATE "C" PRIMARY KEY,
+    source_id   text COLLATE "C" NOT NULL
+                CONSTRAINT ingest_logs_source_id_fkey REFERENCES ingest_sources ON DELETE CASCADE,
+    status_code smallint NOT NULL,
+    error_text  text NOT NULL,
+    msg_id      text COLLATE "C",
+    created_at  timestamptz NOT NULL
+);
+CREATE INDEX ingest_logs_by_source ON ingest_logs (source_id, id);
+CREATE INDEX ingest_logs_by_time ON ingest_logs (created_at);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -7,6 +7,7 @@
 mod attempts;
 mod deliveries;
 mod engine;
+mod ingest;
 mod maintenance;
 mod messages;
 mod resources;
@@ -18,12 +19,13 @@ use std::{path::Path, sync::Arc};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
-    AppId, Clock, EndpointId, MessageId, RetrySchedule,
+    AppId, Clock, EndpointId, MessageId, RetrySchedule, SourceId,
+    ingest::{IngestLog, Source},
     model::{Application, Attempt, Delivery, Endpoint, EventType, Message},
 };
 use herald_store::{
     AttemptResult, ClaimedDelivery, IdempotencyClaim, MessageFilter, MessageOutcome, NewMessage, Page, PageQuery,
-    QueueDepth, RetentionSwept, Store, StoreError, StoreResult, StoredResponse, TokenRecord,
+    QueueDepth, RetentionSwept, Store, StoreError, StoreResult, StoredResponse, TokenHash, TokenRecord, TokenRotation,
 };
 use rusqlite::types::Value;
 use tokio::sync::Notify;
@@ -96,12 +98,15 @@ impl Store for SqliteStore {
 
     async fn get_application(&self, key: &str) -> StoreResult<Application> {
         let key = key.to_owned();
-        self.engine.read(move |c| resources::find_application(c, &key)).await.and_then(found("application"))
+        self.engine
+            .read(move |c| resources::find_application(c, &key).and_then(|app| ingest::unless_hidden(c, app)))
+            .await
+            .and_then(found("application"))
     }
 
     async fn list_applications(&self, page: &PageQuery) -> StoreResult<Page<Application>> {
         let page = page.clone();
-        let sql = format!("SELECT {} FROM applications WHERE 1 = 1", rows::APP_COLUMNS);
+        let sql = format!("SELECT {} FROM applications WHERE {}", rows::APP_COLUMNS, ingest::NOT_A_SOURCE_APP);
         self.engine.read(move |c| resources::page(c, &sql, vec![], "id", &page, rows::application)).await
     }
 
@@ -410,5 +415,47 @@ impl Store for SqliteStore {
 
     async fn queue_depth(&self) -> StoreResult<QueueDepth> {
         self.engine.read(maintenance::queue_depth).await
+    }
+
+    async fn create_source(&self, source: Source, app: Application, token: TokenHash) -> StoreResult<Source> {
+        self.engine.write(move |c| ingest::create(c, &source, &app, &token).map(|()| source)).await
+    }
+
+    async fn get_source(&self, key: &str) -> StoreResult<Source> {
+        let key = key.to_owned();
+        self.engine.read(move |c| ingest::find(c, &key)).await.and_then(found("source"))
+    }
+
+    async fn list_sources(&self, page: &PageQuery) -> StoreResult<Page<Source>> {
+        let page = page.clone();
+        self.engine.read(move |c| ingest::list(c, &page)).await
+    }
+
+    async fn update_source(&self, source: Source) -> StoreResult<Source> {
+        self.engine.write(move |c| ingest::update(c, &source).map(|()| source)).await
+    }
+
+    async fn delete_source(&self, id: &SourceId) -> StoreResult<()> {
+        let id = id.clone();
+        self.engine.write(move |c| ingest::delete(c, &id)).await
+    }
+
+    async fn rotate_source_token(&self, id: &SourceId, rotation: TokenRotation) -> StoreResult<()> {
+        let id = id.clone();
+        self.engine.write(move |c| ingest::rotate_token(c, &id, &rotation)).await
+    }
+
+    async fn find_source_by_token(&self, token: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<Source>> {
+        let token = token.clone();
+        self.engine.read(move |c| ingest::find_by_token(c, &token, now)).await
+    }
+
+    async fn record_ingest_log(&self, entry: IngestLog) -> StoreResult<()> {
+        self.engine.write(move |c| ingest::insert_log(c, &entry)).await
+    }
+
+    async fn list_ingest_logs(&self, source: &SourceId, page: &PageQuery) -> StoreResult<Page<IngestLog>> {
+        let (source, page) = (source.clone(), page.clone());
+        self.engine.read(move |c| ingest::list_logs(c, &source, &page)).await
     }
 }

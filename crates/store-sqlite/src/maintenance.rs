@@ -95,7 +95,8 @@ pub fn sweep(
         )
         .and_then(|mut s| s.execute(params![ms(attempts_before), limit]))
         .map_err(db_err("attempt"))?;
-    Ok(RetentionSwept { payloads_dropped, attempts_deleted })
+    let ingest_logs_deleted = crate::ingest::sweep_logs(conn, attempts_before, limit)?;
+    Ok(RetentionSwept { payloads_dropped, attempts_deleted, ingest_logs_deleted })
 }
 
 pub fn queue_depth(conn: &Connection) -> StoreResult<QueueDepth> {

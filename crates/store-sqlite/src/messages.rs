@@ -61,8 +61,9 @@ pub fn create(conn: &Connection, new: NewMessage, now: DateTime<Utc>) -> StoreRe
 
 fn insert_message(conn: &Connection, m: &Message) -> StoreResult<()> {
     conn.prepare_cached(
-        "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO messages
+             (id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at, expires_at, content_type)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
     .map_err(db_err("message"))?
     .execute(params![
@@ -76,6 +77,7 @@ fn insert_message(conn: &Connection, m: &Message) -> StoreResult<()> {
         ms(m.created_at),
         m.deliver_at.map(ms),
         ms(m.expires_at),
+        m.content_type,
     ])
     .map_err(db_err("a message with this id"))?;
     Ok(())

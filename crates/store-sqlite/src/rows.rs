@@ -117,7 +117,7 @@ pub fn endpoint(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
 }
 
 pub const MESSAGE_COLUMNS: &str =
-    "id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at, expires_at";
+    "id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at, expires_at, content_type";
 
 pub fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -131,6 +131,7 @@ pub fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
         created_at: time(row, "created_at")?,
         deliver_at: opt_time(row, "deliver_at")?,
         expires_at: time(row, "expires_at")?,
+        content_type: row.get("content_type")?,
     })
 }
 

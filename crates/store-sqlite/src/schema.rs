@@ -125,6 +125,39 @@ ALTER TABLE endpoints ADD COLUMN failing_since INTEGER;
 CREATE INDEX messages_expiring ON messages (expires_at) WHERE payload IS NOT NULL;
 CREATE INDEX attempts_by_time ON attempts (created_at);
 "#,
+    // Ingest sources: each owns a hidden application (its ingest endpoints and the
+    // messages its verified requests become), reached by the hash of its URL token;
+    // a rotated-out token keeps working until `old_token_expires_at`. Messages keep
+    // the content type a provider sent, and each request to a source is logged.
+    r#"
+ALTER TABLE messages ADD COLUMN content_type TEXT;
+
+CREATE TABLE ingest_sources (
+    id                   TEXT PRIMARY KEY,
+    uid                  TEXT UNIQUE,
+    name                 TEXT NOT NULL,
+    kind                 TEXT NOT NULL,
+    secret               TEXT,
+    app_id               TEXT NOT NULL UNIQUE,
+    token_hash           TEXT NOT NULL UNIQUE,
+    old_token_hash       TEXT UNIQUE,
+    old_token_expires_at INTEGER,
+    metadata             TEXT NOT NULL,
+    created_at           INTEGER NOT NULL,
+    updated_at           INTEGER NOT NULL
+);
+
+CREATE TABLE ingest_logs (
+    id          TEXT PRIMARY KEY,
+    source_id   TEXT NOT NULL,
+    status_code INTEGER NOT NULL,
+    error_text  TEXT NOT NULL,
+    msg_id      TEXT,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX ingest_logs_by_source ON ingest_logs (source_id, id);
+CREATE INDEX ingest_logs_by_time ON ingest_logs (created_at);
+"#,
 ];
 
 /// The schema version this binary writes.

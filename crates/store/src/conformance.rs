@@ -10,6 +10,7 @@ use herald_core::{
 };
 use rand::{SeedableRng, rngs::StdRng};
 
+pub mod ingest;
 pub mod maintenance;
 
 use crate::{
@@ -101,6 +102,7 @@ pub fn message(app_key: &str, event_type: &str, channels: Option<&[&str]>) -> Ne
             created_at: now,
             deliver_at: None,
             expires_at: now + Duration::days(90),
+            content_type: None,
         },
         idempotency: None,
         event_id_since: now - Duration::hours(24),

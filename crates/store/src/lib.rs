@@ -10,17 +10,20 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
-    AppId, AttemptId, EndpointId, MessageId, RetrySchedule, TokenId,
+    AppId, AttemptId, EndpointId, MessageId, RetrySchedule, SourceId, TokenId,
+    ingest::{IngestLog, Source},
     model::{Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType, Message},
 };
 
 mod attempts;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod ingest;
 mod maintenance;
 mod page;
 
 pub use attempts::{AttemptFilter, DeliveryCounts, EndpointMessage, MessageDestination, RequeueFilter};
+pub use ingest::{TokenHash, TokenRotation};
 pub use maintenance::{FailingEndpoint, HealthChanges, QueueDepth, RetentionSwept};
 pub use page::{Cursor, Direction, Order, Page, PageQuery};
 
@@ -99,6 +102,10 @@ pub struct NewMessage {
 
 /// What happened to a [`NewMessage`].
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per accepted request, moved straight into the response; boxing would add an allocation to the hot path"
+)]
 pub enum MessageOutcome {
     /// Committed: the message (with its `app_id`) and the deliveries queued for it.
     Created { message: Message, deliveries: Vec<Delivery> },
@@ -166,9 +173,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates an application; `Conflict` if its `uid` is taken.
     async fn create_application(&self, app: Application) -> StoreResult<Application>;
-    /// An application by id or uid.
+    /// An application by id or uid. The hidden application of an ingest source is
+    /// `NotFound` here (and absent from lists): only its source reaches it.
     async fn get_application(&self, key: &str) -> StoreResult<Application>;
-    /// A page of applications, ordered by id.
+    /// A page of applications, ordered by id, without the hidden ones of sources.
     async fn list_applications(&self, page: &PageQuery) -> StoreResult<Page<Application>>;
     /// Replaces an application's fields (matched by id); `Conflict` if its `uid` is taken.
     async fn update_application(&self, app: Application) -> StoreResult<Application>;
@@ -352,8 +360,9 @@ pub trait Store: Send + Sync + 'static {
         disable_failing_since: Option<DateTime<Utc>>,
     ) -> StoreResult<Vec<EndpointId>>;
     /// One bounded retention step: drops the payload of up to `limit` messages whose
-    /// `expires_at` is before `now`, and deletes up to `limit` attempts created before
-    /// `attempts_before`. Callers repeat while [`RetentionSwept::is_full`].
+    /// `expires_at` is before `now`, and deletes up to `limit` attempts and up to
+    /// `limit` ingest log entries created before `attempts_before`. Callers repeat
+    /// while [`RetentionSwept::is_full`].
     async fn sweep_retention(
         &self,
         now: DateTime<Utc>,
@@ -362,6 +371,34 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<RetentionSwept>;
     /// How many deliveries are pending and sending, across all applications.
     async fn queue_depth(&self) -> StoreResult<QueueDepth>;
+
+    /// Creates an ingest source and, in the same transaction, its hidden application
+    /// `app` (whose id is `source.app_id`), reachable by the URL token hashed as `token`.
+    ///
+    /// # Errors
+    /// `Conflict` when the source's `uid` is taken.
+    async fn create_source(&self, source: Source, app: Application, token: TokenHash) -> StoreResult<Source>;
+    /// A source by id or uid.
+    async fn get_source(&self, key: &str) -> StoreResult<Source>;
+    /// A page of sources, ordered by id.
+    async fn list_sources(&self, page: &PageQuery) -> StoreResult<Page<Source>>;
+    /// Replaces a source's fields (matched by id; its application and token stay).
+    ///
+    /// # Errors
+    /// `NotFound` when it does not exist, `Conflict` when its `uid` is taken.
+    async fn update_source(&self, source: Source) -> StoreResult<Source>;
+    /// Deletes a source with its hidden application and everything under it.
+    async fn delete_source(&self, id: &SourceId) -> StoreResult<()>;
+    /// Gives a source a new URL token; the one in use until now keeps working until
+    /// `rotation.old_valid_until` (a token rotated out before that is dropped).
+    async fn rotate_source_token(&self, id: &SourceId, rotation: TokenRotation) -> StoreResult<()>;
+    /// The source whose current token, or previous one still valid at `now`, hashes to `token`.
+    async fn find_source_by_token(&self, token: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<Source>>;
+    /// Appends an entry to a source's request log.
+    async fn record_ingest_log(&self, entry: IngestLog) -> StoreResult<()>;
+    /// A page of a source's request log, ordered by id. Entries are deleted by
+    /// [`Store::sweep_retention`] like attempts.
+    async fn list_ingest_logs(&self, source: &SourceId, page: &PageQuery) -> StoreResult<Page<IngestLog>>;
 }
 
 /// The shared handle handlers and workers hold.

@@ -16,12 +16,14 @@ pub struct RetentionSwept {
     pub payloads_dropped: usize,
     /// Attempt log entries deleted for being older than the attempt retention.
     pub attempts_deleted: usize,
+    /// Ingest source log entries deleted; they follow the attempt retention.
+    pub ingest_logs_deleted: usize,
 }
 
 impl RetentionSwept {
-    /// Whether a batch hit `limit` in either part, so more may be left to sweep.
+    /// Whether a batch hit `limit` in any part, so more may be left to sweep.
     pub fn is_full(&self, limit: usize) -> bool {
-        self.payloads_dropped >= limit || self.attempts_deleted >= limit
+        self.payloads_dropped >= limit || self.attempts_deleted >= limit || self.ingest_logs_deleted >= limit
     }
 }
 

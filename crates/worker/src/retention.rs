@@ -1,7 +1,7 @@
 //! The retention sweeper (issue 3, item 9): periodically drops the payloads of
 //! messages past their retention (`expires_at`, set from `payloadRetentionPeriod` when
 //! the message was accepted) and deletes attempts older than
-//! [`RetentionConfig::attempt_retention`], in bounded batches so one sweep never holds
+//! [`RetentionConfig::attempt_retention`] (and ingest source log entries as old), in bounded batches so one sweep never holds
 //! the store's writer for long. Every worker node may run it; the statements are
 //! idempotent and skip rows another node holds.
 
@@ -72,6 +72,7 @@ pub async fn sweep_retention(store: &DynStore, config: &RetentionConfig, clock: 
         let swept = store.sweep_retention(now, attempts_before, config.batch_size).await?;
         total.payloads_dropped += swept.payloads_dropped;
         total.attempts_deleted += swept.attempts_deleted;
+        total.ingest_logs_deleted += swept.ingest_logs_deleted;
         if !swept.is_full(config.batch_size) {
             return Ok(total);
         }
@@ -97,7 +98,8 @@ pub fn spawn_retention_sweeper(
                 Ok(swept) if swept != RetentionSwept::default() => tracing::info!(
                     messages.count = swept.payloads_dropped,
                     attempts.count = swept.attempts_deleted,
-                    "retention sweep dropped expired payloads and old attempts"
+                    ingest_logs.count = swept.ingest_logs_deleted,
+                    "retention sweep dropped expired payloads, old attempts and old ingest log entries"
                 ),
                 Ok(_) => {}
                 Err(error) => {

@@ -1,7 +1,8 @@
 //! The prepare step: turn a claimed delivery into the exact request Herald sends, or
 //! say why it cannot be sent. The body is the stored payload byte for byte; the
 //! Standard Webhooks headers (and their `svix-*` twins) carry the message id, the
-//! attempt time and one signature entry per active secret (DESIGN.md "Signing").
+//! attempt time and one signature entry per active secret (DESIGN.md "Signing"). The
+//! content type is JSON, or what the provider sent for a message received on a source.
 //!
 //! The HTTP exchange and what its result means are left to `client` and `outcome`.
 
@@ -66,8 +67,10 @@ pub(crate) fn prepare(claimed: &ClaimedDelivery, now: DateTime<Utc>) -> Result<O
     let id = header_value(msg_id);
     let timestamp = HeaderValue::from(timestamp);
     let signature = header_value(&signature);
-    // Inserted after the custom headers, so an endpoint cannot override them.
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // Inserted after the custom headers, so an endpoint cannot override them. A message
+    // received on an ingest source is forwarded with the provider's content type.
+    let content_type = claimed.message.content_type.as_deref().and_then(|t| HeaderValue::from_str(t).ok());
+    headers.insert(CONTENT_TYPE, content_type.unwrap_or(HeaderValue::from_static("application/json")));
     for (name, value) in [
         (WEBHOOK_ID, &id),
         (SVIX_ID, &id),
@@ -164,6 +167,7 @@ mod tests {
             created_at: now,
             deliver_at: None,
             expires_at: now,
+            content_type: None,
         };
         let delivery = Delivery {
             msg_id: message.id.clone(),
@@ -214,6 +218,16 @@ mod tests {
         assert_eq!(request.headers["webhook-id"], "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk");
         assert_eq!(request.headers["content-type"], "application/json");
         assert!(request.headers.get("host").is_none());
+    }
+
+    #[test]
+    fn a_received_message_keeps_its_content_type() {
+        let mut received = claimed(vec![current(SECRET)], &[("Content-Type", "text/plain")]);
+        received.message.content_type = Some("application/x-www-form-urlencoded; charset=utf-8".into());
+        let request = prepare(&received, Utc::now()).unwrap();
+        assert_eq!(request.headers["content-type"], "application/x-www-form-urlencoded; charset=utf-8");
+        received.message.content_type = Some("bad\nvalue".into());
+        assert_eq!(prepare(&received, Utc::now()).unwrap().headers["content-type"], "application/json");
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub(crate) async fn load_endpoint(
 }
 
 /// With the SSRF guard on, 422 for a URL whose host is a blocked address.
-fn check_target(ctx: &Shared, url: &str) -> Result<(), ApiError> {
+pub(crate) fn check_target(ctx: &Shared, url: &str) -> Result<(), ApiError> {
     match &ctx.ssrf_allow {
         Some(allow) => herald_core::net::check_url(url, allow)
             .map(|_| ())

@@ -112,7 +112,7 @@ pub(crate) fn merge(headers: &mut BTreeMap<String, String>, patch: EndpointHeade
     }
 }
 
-fn out(headers: BTreeMap<String, String>) -> EndpointHeadersOut {
+pub(crate) fn out(headers: BTreeMap<String, String>) -> EndpointHeadersOut {
     let sensitive = headers.keys().filter(|k| SENSITIVE.iter().any(|s| k.eq_ignore_ascii_case(s))).cloned().collect();
     EndpointHeadersOut { headers, sensitive }
 }

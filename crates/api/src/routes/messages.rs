@@ -34,7 +34,7 @@ use crate::{
 };
 
 /// Payload retention when the request names none, in days.
-const DEFAULT_RETENTION_DAYS: i64 = 90;
+pub(crate) const DEFAULT_RETENTION_DAYS: i64 = 90;
 /// How long an `eventId` stays unique within an application.
 const EVENT_ID_WINDOW: TimeDelta = TimeDelta::hours(24);
 /// How far ahead `deliverAt` may be (the contract says 24 hours).
@@ -265,6 +265,7 @@ pub(crate) async fn create(
         created_at: now,
         deliver_at: input.deliver_at,
         expires_at: now + retention,
+        content_type: None,
     };
     // The response is known before the commit, so it is stored in the same transaction.
     let out = MessageOut {

@@ -20,13 +20,20 @@ pub mod endpoints;
 pub mod event_types;
 pub mod headers;
 pub mod health;
+pub mod ingest_endpoints;
 pub mod messages;
+pub mod receive;
 pub mod recovery;
 pub mod retry_schedules;
+pub mod sources;
 
-/// Routes that need no token: health and the OpenAPI document.
+/// Routes that need no token: health, the OpenAPI document, and ingest URLs (whose
+/// token is in the path and whose requests are verified by their source's scheme).
 pub(crate) fn public() -> Router<Shared> {
-    Router::new().route("/api/v1/health", get(health::get)).route("/api/v1/openapi.json", get(crate::openapi::serve))
+    Router::new()
+        .route("/api/v1/health", get(health::get))
+        .route("/api/v1/openapi.json", get(crate::openapi::serve))
+        .route(receive::PATH, post(receive::receive))
 }
 
 /// Authenticated management routes whose POSTs use the generic idempotency path.
@@ -58,6 +65,32 @@ pub(crate) fn management() -> Router<Shared> {
             get(headers::get).put(headers::put).patch(headers::patch),
         )
         .merge(attempt_routes())
+        .merge(ingest_routes())
+}
+
+/// Ingest sources, their endpoints and logs (server-wide tokens only).
+fn ingest_routes() -> Router<Shared> {
+    use ingest_endpoints as ie;
+    use sources as src;
+    Router::new()
+        .route("/ingest/api/v1/source", get(src::list).post(src::create))
+        .route(
+            "/ingest/api/v1/source/{source_id}",
+            get(src::get).put(src::upsert).patch(src::patch).delete(src::delete),
+        )
+        .route("/ingest/api/v1/source/{source_id}/token/rotate", post(src::rotate_token))
+        .route("/ingest/api/v1/source/{source_id}/log", get(src::list_log))
+        .route("/ingest/api/v1/source/{source_id}/endpoint", get(ie::list).post(ie::create))
+        .route(
+            "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}",
+            get(ie::get).put(ie::upsert).delete(ie::delete),
+        )
+        .route("/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/secret", get(ie::get_secret))
+        .route("/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/secret/rotate", post(ie::rotate_secret))
+        .route(
+            "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/headers",
+            get(ie::get_headers).put(ie::set_headers),
+        )
 }
 
 /// The attempt log and manual control (resend, recover, replay).

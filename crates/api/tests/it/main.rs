@@ -9,3 +9,4 @@ mod harness;
 mod messages;
 mod openapi;
 mod retry_schedules;
+mod sources;

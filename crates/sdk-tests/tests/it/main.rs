@@ -16,6 +16,7 @@ mod errors;
 mod event_types;
 mod health;
 mod idempotency;
+mod ingest;
 mod messages;
 mod pagination;
 

@@ -182,6 +182,7 @@ impl Harness {
                 created_at: now,
                 deliver_at: None,
                 expires_at: now + TimeDelta::days(90),
+                content_type: None,
             },
             idempotency: None,
             event_id_since: now - TimeDelta::hours(24),

@@ -1,0 +1,167 @@
+//! `POST /ingest/{token}`: where providers send webhooks. No bearer token: the URL's
+//! token names the source, and the source's scheme proves each request genuine.
+//!
+//! The order matters: the body is read under the size limit (413), verified over its
+//! raw bytes (401 for anything short of a valid signature within the timestamp
+//! tolerance), and only then stored as a message of the source's hidden application
+//! in one group-committed transaction that also decides dedupe (the provider's event
+//! id as the message's `eventId`, unique within the configured window). The provider
+//! gets its 2xx after that commit; the dispatcher forwards the message like any other.
+//! Every request that names a source, accepted or not, leaves an entry in its log.
+
+use axum::{
+    body::Body,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+};
+use chrono::{DateTime, TimeDelta, Utc};
+use herald_core::{
+    IngestLogId, MessageId,
+    ingest::{IngestLog, Source},
+    model::Message,
+};
+use herald_store::{MessageOutcome, NewMessage, StoreError, TokenHash};
+
+use super::messages::DEFAULT_RETENTION_DAYS;
+use crate::{Shared, auth::hash_token, error::ApiError, extract::Keys, extract::read_body, source_types};
+
+/// The event type of every message a source receives (internal: never sent on).
+pub const INGEST_EVENT_TYPE: &str = "ingest.received";
+/// Longest provider content type kept; a longer one is forwarded as JSON's default.
+const MAX_CONTENT_TYPE_LEN: usize = 256;
+/// What a rejected provider is told; the reason is in the source's log, not here.
+const REJECTED: &str = "the request's signature could not be verified";
+
+/// The route of ingest URLs.
+pub(crate) const PATH: &str = "/ingest/{token}";
+
+/// Receive a webhook on an ingest source's URL: 204 once it is stored (or recognised as
+/// a provider's retry), 401 when its signature does not verify.
+#[utoipa::path(post, path = "/ingest/{token}", operation_id = "herald.ingest.receive", tag = "Ingest",
+    params(("token" = String, Path, description = "The token in the source's `ingestUrl`.")),
+    request_body(content = String, description = "The provider's request, any content type, verified byte for byte."),
+    responses(
+        (status = 204, description = "Stored and queued for the source's endpoints, or a duplicate of a stored event"),
+        (status = 401, description = "The signature is missing, malformed, wrong or outside the timestamp tolerance", body = crate::error::HttpErrorOut),
+    ))]
+pub(crate) async fn receive(
+    State(ctx): State<Shared>,
+    Keys(token): Keys<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let now = ctx.now();
+    let source = ctx
+        .store
+        .find_source_by_token(&TokenHash(hash_token(&token)), now)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no ingest source has this URL".to_owned()))?;
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(err) => {
+            record(&ctx, &source, now, err.status(), format!("not accepted: {err}"), None).await;
+            return Err(err);
+        }
+    };
+    if let Err(reason) = verify(&source, &headers, &body, now) {
+        record(&ctx, &source, now, StatusCode::UNAUTHORIZED, format!("rejected: {reason}"), None).await;
+        return Err(ApiError::Unauthorized(REJECTED));
+    }
+    let Ok(payload) = String::from_utf8(body.to_vec()) else {
+        let err = ApiError::UnsupportedMediaType("the body must be UTF-8 text");
+        record(&ctx, &source, now, err.status(), "not accepted: the body is not UTF-8".to_owned(), None).await;
+        return Err(err);
+    };
+    accept(&ctx, &source, &headers, payload, now).await
+}
+
+/// Checks the request against the source's scheme.
+///
+/// # Errors
+/// Why it is rejected; a source whose type or secret cannot verify rejects everything.
+fn verify(source: &Source, headers: &HeaderMap, body: &[u8], now: DateTime<Utc>) -> Result<(), String> {
+    let kind = source_types::find(&source.kind).ok_or("the source's type is not supported")?;
+    let Some(verifier) = kind.verifier(source.secret.as_deref())? else { return Ok(()) };
+    let lookup = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    verifier.verify(body, &lookup, now.timestamp()).map_err(|e| e.to_string())
+}
+
+/// Stores a verified request as a message (or recognises a provider retry) and logs it.
+async fn accept(
+    ctx: &Shared,
+    source: &Source,
+    headers: &HeaderMap,
+    payload: String,
+    now: DateTime<Utc>,
+) -> Result<StatusCode, ApiError> {
+    let lookup = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let event_id = source_types::find(&source.kind).and_then(|kind| kind.event_id(&lookup, payload.as_bytes()));
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= MAX_CONTENT_TYPE_LEN)
+        .map(str::to_owned);
+    let message = Message {
+        id: MessageId::generate(now, &mut rand::rng()),
+        app_id: source.app_id.clone(),
+        event_id: event_id.clone(),
+        event_type: INGEST_EVENT_TYPE.to_owned(),
+        payload: Some(payload),
+        channels: None,
+        tags: None,
+        created_at: now,
+        deliver_at: None,
+        expires_at: now + TimeDelta::days(DEFAULT_RETENTION_DAYS),
+        content_type,
+    };
+    let new = NewMessage {
+        app_key: source.app_id.to_string(),
+        create_app: None,
+        message,
+        idempotency: None,
+        event_id_since: now - ctx.config.ingest_dedup_window,
+    };
+    match ctx.store.create_message(new).await {
+        Ok(MessageOutcome::Created { message, deliveries }) => {
+            ctx.metrics.messages_accepted(1);
+            let text = format!("accepted as {}, forwarding to {} endpoint(s)", message.id, deliveries.len());
+            record(ctx, source, now, StatusCode::NO_CONTENT, text, Some(message.id)).await;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        // Without an idempotency key or an inline application, the only conflict is
+        // the eventId: the provider retried an event already stored.
+        Err(StoreError::Conflict(_)) if event_id.is_some() => {
+            let key = event_id.unwrap_or_default();
+            let earlier = ctx.store.get_message(&source.app_id, &key).await.ok().map(|m| m.id);
+            let text =
+                format!("duplicate of an event received within the dedupe window, not forwarded again (id {key})");
+            record(ctx, source, now, StatusCode::NO_CONTENT, text, earlier).await;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Ok(MessageOutcome::Replayed(_)) => Err(ApiError::Internal("an ingest message was replayed".into())),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Appends to the source's log. A failure here is only reported: the provider's
+/// answer depends on what happened to its request, not on the log.
+async fn record(
+    ctx: &Shared,
+    source: &Source,
+    now: DateTime<Utc>,
+    status: StatusCode,
+    error_text: String,
+    msg_id: Option<MessageId>,
+) {
+    let entry = IngestLog {
+        id: IngestLogId::generate(now, &mut rand::rng()),
+        source_id: source.id.clone(),
+        status_code: status.as_u16(),
+        error_text,
+        msg_id,
+        created_at: now,
+    };
+    if let Err(err) = ctx.store.record_ingest_log(entry).await {
+        tracing::warn!(source.id = %source.id, error = %err, "could not record an ingest log entry");
+    }
+}

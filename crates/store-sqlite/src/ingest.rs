@@ -1,0 +1,190 @@
+//! Ingest sources, their URL tokens and request logs. A source and its hidden
+//! application are written in one job (so one transaction); deleting a source removes
+//! the application with everything under it, and the source's log.
+
+use chrono::{DateTime, Utc};
+use herald_core::{
+    SourceId,
+    ingest::{IngestLog, Source},
+    model::Application,
+};
+use herald_store::{Page, PageQuery, StoreError, StoreResult, TokenHash, TokenRotation};
+use rusqlite::{Connection, OptionalExtension, Row, params, types::Value};
+
+use crate::{
+    resources::{self, insert_application},
+    rows::{db_err, ms, to_json},
+};
+
+pub const SOURCE_COLUMNS: &str = "id, uid, name, kind, secret, app_id, metadata, created_at, updated_at";
+const LOG_COLUMNS: &str = "id, source_id, status_code, error_text, msg_id, created_at";
+
+/// The condition that hides source applications from the applications API.
+pub const NOT_A_SOURCE_APP: &str = "NOT EXISTS (SELECT 1 FROM ingest_sources s WHERE s.app_id = applications.id)";
+
+fn conversion(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+}
+
+fn time(v: i64) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(v).ok_or_else(|| conversion("bad timestamp"))
+}
+
+pub fn source(row: &Row<'_>) -> rusqlite::Result<Source> {
+    let metadata: String = row.get("metadata")?;
+    Ok(Source {
+        id: row.get::<_, String>("id")?.try_into().map_err(conversion)?,
+        uid: row.get("uid")?,
+        name: row.get("name")?,
+        kind: row.get("kind")?,
+        secret: row.get("secret")?,
+        app_id: row.get::<_, String>("app_id")?.try_into().map_err(conversion)?,
+        metadata: serde_json::from_str(&metadata).map_err(conversion)?,
+        created_at: time(row.get("created_at")?)?,
+        updated_at: time(row.get("updated_at")?)?,
+    })
+}
+
+fn log(row: &Row<'_>) -> rusqlite::Result<IngestLog> {
+    Ok(IngestLog {
+        id: row.get::<_, String>("id")?.try_into().map_err(conversion)?,
+        source_id: row.get::<_, String>("source_id")?.try_into().map_err(conversion)?,
+        status_code: row.get("status_code")?,
+        error_text: row.get("error_text")?,
+        msg_id: row.get::<_, Option<String>>("msg_id")?.map(TryInto::try_into).transpose().map_err(conversion)?,
+        created_at: time(row.get("created_at")?)?,
+    })
+}
+
+/// `app`, unless it is a source's hidden application.
+pub fn unless_hidden(conn: &Connection, app: Option<Application>) -> StoreResult<Option<Application>> {
+    let Some(app) = app else { return Ok(None) };
+    let hidden = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM ingest_sources WHERE app_id = ?1)")
+        .and_then(|mut s| s.query_row([app.id.as_str()], |r| r.get::<_, bool>(0)))
+        .map_err(db_err("source"))?;
+    Ok((!hidden).then_some(app))
+}
+
+pub fn create(conn: &Connection, source: &Source, app: &Application, token: &TokenHash) -> StoreResult<()> {
+    insert_application(conn, app)?;
+    conn.prepare_cached(
+        "INSERT INTO ingest_sources
+             (id, uid, name, kind, secret, app_id, token_hash, metadata, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            source.id.as_str(),
+            source.uid,
+            source.name,
+            source.kind,
+            source.secret,
+            source.app_id.as_str(),
+            token.0,
+            to_json(&source.metadata).map_err(conversion)?,
+            ms(source.created_at),
+            ms(source.updated_at),
+        ])
+    })
+    .map_err(db_err("a source with this uid"))?;
+    Ok(())
+}
+
+pub fn find(conn: &Connection, key: &str) -> StoreResult<Option<Source>> {
+    let column = if SourceId::is_id(key) { "id" } else { "uid" };
+    conn.prepare_cached(&format!("SELECT {SOURCE_COLUMNS} FROM ingest_sources WHERE {column} = ?1"))
+        .and_then(|mut s| s.query_row([key], source).optional())
+        .map_err(db_err("source"))
+}
+
+pub fn find_by_token(conn: &Connection, token: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<Source>> {
+    conn.prepare_cached(&format!(
+        "SELECT {SOURCE_COLUMNS} FROM ingest_sources
+         WHERE token_hash = ?1 OR (old_token_hash = ?1 AND old_token_expires_at > ?2)"
+    ))
+    .and_then(|mut s| s.query_row(params![token.0, ms(now)], source).optional())
+    .map_err(db_err("source"))
+}
+
+pub fn list(conn: &Connection, page: &PageQuery) -> StoreResult<Page<Source>> {
+    let sql = format!("SELECT {SOURCE_COLUMNS} FROM ingest_sources WHERE 1 = 1");
+    resources::page(conn, &sql, vec![], "id", page, source)
+}
+
+pub fn update(conn: &Connection, s: &Source) -> StoreResult<()> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE ingest_sources SET uid = ?2, name = ?3, kind = ?4, secret = ?5, metadata = ?6, updated_at = ?7
+             WHERE id = ?1",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                s.id.as_str(),
+                s.uid,
+                s.name,
+                s.kind,
+                s.secret,
+                to_json(&s.metadata).map_err(conversion)?,
+                ms(s.updated_at)
+            ])
+        })
+        .map_err(db_err("a source with this uid"))?;
+    if n == 0 { Err(StoreError::NotFound("source")) } else { Ok(()) }
+}
+
+pub fn delete(conn: &Connection, id: &SourceId) -> StoreResult<()> {
+    let app: Option<String> = conn
+        .query_row("DELETE FROM ingest_sources WHERE id = ?1 RETURNING app_id", [id.as_str()], |r| r.get(0))
+        .optional()
+        .map_err(db_err("source"))?;
+    let app = app.ok_or(StoreError::NotFound("source"))?;
+    conn.execute("DELETE FROM ingest_logs WHERE source_id = ?1", [id.as_str()]).map_err(db_err("source"))?;
+    resources::delete_application(conn, &app.try_into().map_err(crate::engine::internal)?)
+}
+
+pub fn rotate_token(conn: &Connection, id: &SourceId, rotation: &TokenRotation) -> StoreResult<()> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE ingest_sources
+             SET old_token_hash = token_hash, old_token_expires_at = ?3, token_hash = ?2
+             WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![id.as_str(), rotation.new.0, ms(rotation.old_valid_until)]))
+        .map_err(db_err("a source token"))?;
+    if n == 0 { Err(StoreError::NotFound("source")) } else { Ok(()) }
+}
+
+pub fn insert_log(conn: &Connection, e: &IngestLog) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO ingest_logs (id, source_id, status_code, error_text, msg_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            e.id.as_str(),
+            e.source_id.as_str(),
+            e.status_code,
+            e.error_text,
+            e.msg_id.as_ref().map(|m| m.as_str()),
+            ms(e.created_at)
+        ])
+    })
+    .map_err(db_err("a log entry with this id"))?;
+    Ok(())
+}
+
+pub fn list_logs(conn: &Connection, source: &SourceId, page: &PageQuery) -> StoreResult<Page<IngestLog>> {
+    let sql = format!("SELECT {LOG_COLUMNS} FROM ingest_logs WHERE source_id = ?1");
+    resources::page(conn, &sql, vec![Value::Text(source.as_str().to_owned())], "id", page, log)
+}
+
+pub fn sweep_logs(conn: &Connection, before: DateTime<Utc>, limit: i64) -> StoreResult<usize> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM ingest_logs WHERE id IN (SELECT id FROM ingest_logs WHERE created_at < ?1 LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(params![ms(before), limit]))
+        .map_err(db_err("log entry"))?;
+    Ok(n)
+}
