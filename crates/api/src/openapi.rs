@@ -25,8 +25,8 @@ use crate::{
     Shared,
     error::{HttpErrorOut, HttpValidationError, ValidationErrorOut},
     routes::{
-        applications, attempts, endpoint_types as ept, endpoints, event_types, headers, health, messages, recovery,
-        retry_schedules,
+        applications, attempts, endpoint_types as ept, endpoints, event_types, events, headers, health, messages,
+        recovery, retry_schedules, stream,
     },
 };
 
@@ -57,6 +57,7 @@ const SECURITY: &str = "HTTPBearer";
         attempts::list_by_endpoint, attempts::list_by_msg, attempts::get_one, attempts::expunge_attempt,
         attempts::expunge_message, attempts::attempted_messages, attempts::attempted_destinations, attempts::stats,
         recovery::resend, recovery::recover, recovery::replay_missing, recovery::bulk_replay,
+        events::list, events::poll, events::consumer_poll, events::consumer_seek, stream::stream,
         health::get,
     ),
     components(schemas(
@@ -76,6 +77,8 @@ const SECURITY: &str = "HTTPBearer";
         attempts::MessageEndpointList, attempts::EndpointStats,
         recovery::EmptyResponse, recovery::BackgroundTaskStatus, recovery::BackgroundTaskType,
         recovery::RecoverIn, recovery::RecoverOut, recovery::ReplayIn, recovery::ReplayOut, recovery::BulkReplayIn,
+        events::MessageEventsOut, events::PollingEndpointMessageOut, events::PollingEndpointOut,
+        events::PollingEndpointConsumerSeekIn, events::PollingEndpointConsumerSeekOut,
     )),
     modifiers(&CommonParts),
 )]

@@ -11,6 +11,7 @@ mod deliver;
 mod ingest;
 mod postgres;
 mod server;
+mod stream;
 
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ enum Bench {
     Ingest(ingest::IngestArgs),
     /// Delivery throughput (1 and 10 endpoints), steady-rate latency, backlog memory.
     Deliver(deliver::DeliverArgs),
+    /// Live stream (SSE): create-to-receipt latency, memory of idle subscribers.
+    Stream(stream::StreamArgs),
 }
 
 fn parse_run_time(s: &str) -> Result<Duration, String> {
@@ -48,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Ingest(args) => ingest::run(args).await,
         Bench::Deliver(args) => deliver::run(args).await,
+        Bench::Stream(args) => stream::run(args).await,
     }
 }
 

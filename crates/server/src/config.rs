@@ -61,6 +61,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "auth.admin_token", env: "HERALD_ADMIN_TOKEN", flag: None, secret: true },
     setting("api.max_body_bytes", "HERALD_MAX_BODY_BYTES", Some("max-body-bytes")),
     setting("api.rate_limit", "HERALD_RATE_LIMIT", Some("rate-limit")),
+    setting("api.stream_heartbeat_ms", "HERALD_API__STREAM_HEARTBEAT_MS", None),
+    setting("api.stream_slow_reader_timeout_ms", "HERALD_API__STREAM_SLOW_READER_TIMEOUT_MS", None),
     setting("net.allow_cidrs", "HERALD_ALLOW_CIDRS", Some("allow-cidrs")),
     setting("worker.retry_schedule", "HERALD_RETRY_SCHEDULE", Some("retry-schedule")),
     setting("worker.lease_ms", "HERALD_WORKER__LEASE_MS", None),
@@ -212,6 +214,8 @@ struct RawAuth {
 struct RawApi {
     max_body_bytes: Option<Scalar>,
     rate_limit: Option<String>,
+    stream_heartbeat_ms: Option<Scalar>,
+    stream_slow_reader_timeout_ms: Option<Scalar>,
 }
 
 #[derive(Deserialize, Default)]
@@ -286,6 +290,8 @@ impl RawFile {
             ("auth.admin_token", self.auth.admin_token),
             ("api.max_body_bytes", self.api.max_body_bytes.map(scalar)),
             ("api.rate_limit", self.api.rate_limit),
+            ("api.stream_heartbeat_ms", self.api.stream_heartbeat_ms.map(scalar)),
+            ("api.stream_slow_reader_timeout_ms", self.api.stream_slow_reader_timeout_ms.map(scalar)),
             ("net.allow_cidrs", self.net.allow_cidrs.map(list)),
             ("worker.retry_schedule", self.worker.retry_schedule),
             ("worker.lease_ms", self.worker.lease_ms.map(scalar)),
@@ -480,6 +486,11 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// `HERALD_RATE_LIMIT`; `None` is off.
     pub rate_limit: Option<RateLimit>,
+    /// Idle time before a live stream sends a heartbeat (`api.stream_heartbeat_ms`).
+    pub stream_heartbeat: Duration,
+    /// A live stream reader slower than this to take one event is disconnected
+    /// (`api.stream_slow_reader_timeout_ms`).
+    pub stream_slow_reader_timeout: Duration,
 }
 
 /// `[net]`: the outbound SSRF guard.
@@ -608,6 +619,8 @@ impl Config {
             api: ApiSettings {
                 max_body_bytes: l.require("api.max_body_bytes", parse_byte_size)?,
                 rate_limit: l.require("api.rate_limit", parse_rate_limit)?,
+                stream_heartbeat: l.require("api.stream_heartbeat_ms", |v| parse_millis(v, 1))?,
+                stream_slow_reader_timeout: l.require("api.stream_slow_reader_timeout_ms", |v| parse_millis(v, 1))?,
             },
             net: NetConfig {
                 allow_cidrs: l.require("net.allow_cidrs", |v| AllowList::parse(v).map_err(|e| e.to_string()))?,

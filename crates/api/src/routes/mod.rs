@@ -18,15 +18,22 @@ pub mod attempts;
 pub mod endpoint_types;
 pub mod endpoints;
 pub mod event_types;
+pub mod events;
 pub mod headers;
 pub mod health;
+pub mod live;
 pub mod messages;
 pub mod recovery;
 pub mod retry_schedules;
+pub mod stream;
 
-/// Routes that need no token: health and the OpenAPI document.
+/// Routes that need no token: health, the OpenAPI document and the live page (which
+/// reads its token from the URL fragment, never sent to the server).
 pub(crate) fn public() -> Router<Shared> {
-    Router::new().route("/api/v1/health", get(health::get)).route("/api/v1/openapi.json", get(crate::openapi::serve))
+    Router::new()
+        .route("/api/v1/health", get(health::get))
+        .route("/api/v1/openapi.json", get(crate::openapi::serve))
+        .route("/app/{app_id}/live", get(live::page))
 }
 
 /// Authenticated management routes whose POSTs use the generic idempotency path.
@@ -58,6 +65,17 @@ pub(crate) fn management() -> Router<Shared> {
             get(headers::get).put(headers::put).patch(headers::patch),
         )
         .merge(attempt_routes())
+        .merge(pull_routes())
+}
+
+/// The pull side: the events API, pollers and the live stream.
+fn pull_routes() -> Router<Shared> {
+    Router::new()
+        .route("/api/v1/app/{app_id}/events", get(events::list))
+        .route("/api/v1/app/{app_id}/events/stream", get(stream::stream))
+        .route("/api/v1/app/{app_id}/poller/{sink_id}", get(events::poll))
+        .route("/api/v1/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}", get(events::consumer_poll))
+        .route("/api/v1/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}/seek", post(events::consumer_seek))
 }
 
 /// The attempt log and manual control (resend, recover, replay).
