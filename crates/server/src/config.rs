@@ -865,6 +865,8 @@ mod tests {
         assert_eq!((c.worker.lease, c.worker.request_timeout), (Duration::from_secs(60), Duration::from_secs(15)));
         assert!(c.auth.admin_token.is_none());
         assert_eq!(c.api.max_body_bytes, 1024 * 1024);
+        assert_eq!(c.api.stream_heartbeat, Duration::from_secs(15));
+        assert_eq!(c.api.stream_slow_reader_timeout, Duration::from_secs(30));
         assert_eq!(c.api.rate_limit, None);
         assert!(c.net.allow_cidrs.cidrs().is_empty());
         assert_eq!(c.worker.retry_schedule, RetrySchedule::default());
@@ -912,6 +914,8 @@ mod tests {
             [api]
             max_body_bytes = 2048
             rate_limit = "10/s,burst=20"
+            stream_heartbeat_ms = 500
+            stream_slow_reader_timeout_ms = "700"
             [net]
             allow_cidrs = ["10.0.0.0/8", "::1"]
             [worker]
@@ -942,6 +946,8 @@ mod tests {
         assert_eq!(c.auth.admin_token.as_ref().unwrap().expose_secret(), "0123456789abcdef0123");
         assert_eq!(c.api.max_body_bytes, 2048);
         assert_eq!(c.api.rate_limit, Some(RateLimit { per_second: 10.0, burst: 20 }));
+        assert_eq!(c.api.stream_heartbeat, Duration::from_millis(500));
+        assert_eq!(c.api.stream_slow_reader_timeout, Duration::from_millis(700));
         let cidrs: Vec<String> = c.net.allow_cidrs.cidrs().iter().map(ToString::to_string).collect();
         assert_eq!(cidrs, ["10.0.0.0/8", "::1/128"]);
         assert_eq!(c.worker.retry_schedule.to_string(), "1s,2s");
@@ -955,7 +961,7 @@ mod tests {
         assert_eq!(c.retention, retention);
         assert_eq!(c.log.format, LogFormat::Json);
         // Every setting in the table went through the file path.
-        assert_eq!(SETTINGS.len(), 24);
+        assert_eq!(SETTINGS.len(), 26);
     }
 
     #[test]

@@ -59,3 +59,30 @@ async fn a_message_committed_late_with_an_earlier_sequence_is_not_skipped() {
     assert!(page.done);
     let _ = late.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_on_one_node_wakes_live_readers_on_another() {
+    let schema = TestSchema::create().await;
+    let reader: DynStore = Arc::new(schema.store().await);
+    let writer: DynStore = Arc::new(schema.store().await);
+    let a = writer.create_application(app("nodes", None)).await.unwrap();
+    let wait = std::time::Duration::from_secs(60);
+    let mut commits = reader.message_commits();
+    // The reader's listener moves the counter once when it starts listening; nothing
+    // else moves it until the other node commits.
+    if *commits.borrow_and_update() == 0 {
+        tokio::time::timeout(wait, commits.changed()).await.expect("the listener connects").unwrap();
+    }
+    commits.borrow_and_update();
+    let id = created(writer.create_message(message(a.id.as_str(), "t", None)).await.unwrap()).0.id;
+    tokio::time::timeout(wait, commits.changed()).await.expect("the other node's commit is signalled").unwrap();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let page = reader.read_events(&a.id, &EventFilter::default(), Position::START, 10).await.unwrap();
+        if page.events.iter().any(|e| e.message.id == id) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the message never became readable");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
