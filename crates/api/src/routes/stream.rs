@@ -38,7 +38,7 @@ use crate::{
 };
 
 /// Messages read from the store at once per subscriber: the most it ever holds.
-const PAGE: usize = 100;
+const PAGE: usize = 32;
 /// How soon to read again when the store held rows back behind an open transaction.
 const HELD_BACK_RETRY: Duration = Duration::from_millis(20);
 
