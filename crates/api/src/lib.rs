@@ -11,6 +11,7 @@ use axum::{Router, middleware::from_fn_with_state};
 use herald_core::{Clock, net::AllowList};
 use herald_metrics::Metrics;
 use herald_store::DynStore;
+use tokio_util::sync::CancellationToken;
 
 pub mod auth;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod routes;
 mod source_types;
 
 pub use error::ApiError;
+pub use routes::stream::StreamConfig;
 
 /// Settings the API needs, filled in by the server from its merged configuration.
 #[derive(Debug, Clone)]
@@ -36,6 +38,8 @@ pub struct ApiConfig {
     /// How long an ingest source remembers a provider's event id: a retry within it
     /// is answered 2xx and not forwarded again.
     pub ingest_dedup_window: chrono::TimeDelta,
+    /// The live event stream (SSE): heartbeats and slow readers.
+    pub stream: StreamConfig,
 }
 
 /// The default of [`ApiConfig::ingest_dedup_window`]: seven days, the longest that
@@ -56,6 +60,7 @@ impl Default for ApiConfig {
             rate_limit: None,
             public_url: "http://127.0.0.1:8071".to_owned(),
             ingest_dedup_window: DEFAULT_INGEST_DEDUP_WINDOW,
+            stream: StreamConfig::default(),
         }
     }
 }
@@ -68,12 +73,22 @@ pub struct AppState {
     pub clock: Clock,
     /// The node's metrics registry; the API counts accepted messages into it.
     pub metrics: Arc<Metrics>,
+    /// Cancelled when the node shuts down: live streams end, so the server can drain.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
-    /// State over `store` with the given settings, time source and metrics registry.
+    /// State over `store` with the given settings, time source and metrics registry,
+    /// and a shutdown token nothing cancels (see [`AppState::with_shutdown`]).
     pub fn new(store: DynStore, config: ApiConfig, clock: Clock, metrics: Arc<Metrics>) -> Self {
-        Self { store, config: Arc::new(config), clock, metrics }
+        Self { store, config: Arc::new(config), clock, metrics, shutdown: CancellationToken::new() }
+    }
+
+    /// The same state, ending live streams when `shutdown` is cancelled.
+    #[must_use]
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 }
 
@@ -87,6 +102,7 @@ pub(crate) struct Ctx {
     pub limiter: Option<ratelimit::RateLimiter>,
     /// When set, endpoint URLs are also refused if they name a blocked address.
     pub ssrf_allow: Option<AllowList>,
+    pub shutdown: CancellationToken,
 }
 
 impl Ctx {
@@ -124,6 +140,7 @@ fn build(state: AppState, ssrf_allow: Option<AllowList>) -> Router {
         tokens: auth::TokenCache::default(),
         limiter,
         ssrf_allow,
+        shutdown: state.shutdown,
     });
     let generic = routes::management().route_layer(from_fn_with_state(ctx.clone(), idempotency::middleware));
     let protected =

@@ -25,8 +25,8 @@ use crate::{
     Shared,
     error::{HttpErrorOut, HttpValidationError, ValidationErrorOut},
     routes::{
-        applications, attempts, endpoint_types as ept, endpoints, event_types, headers, health, ingest_endpoints as ie,
-        messages, receive, recovery, retry_schedules, sources,
+        applications, attempts, endpoint_types as ept, endpoints, event_types, events, headers, health,
+        ingest_endpoints as ie, messages, receive, recovery, retry_schedules, sources, stream,
     },
 };
 
@@ -57,6 +57,7 @@ const SECURITY: &str = "HTTPBearer";
         attempts::list_by_endpoint, attempts::list_by_msg, attempts::get_one, attempts::expunge_attempt,
         attempts::expunge_message, attempts::attempted_messages, attempts::attempted_destinations, attempts::stats,
         recovery::resend, recovery::recover, recovery::replay_missing, recovery::bulk_replay,
+        events::list, events::poll, events::consumer_poll, events::consumer_seek, stream::stream,
         health::get,
         sources::list, sources::create, sources::get, sources::upsert, sources::patch, sources::delete,
         sources::rotate_token, sources::list_log,
@@ -87,6 +88,8 @@ const SECURITY: &str = "HTTPBearer";
         ie::IngestEndpointIn, ie::IngestEndpointUpsertIn, ie::IngestEndpointOut, ie::IngestEndpointList,
         ie::IngestEndpointSecretOut, ie::IngestEndpointSecretIn, ie::IngestEndpointHeadersIn,
         ie::IngestEndpointHeadersOut,
+        events::MessageEventsOut, events::PollingEndpointMessageOut, events::PollingEndpointOut,
+        events::PollingEndpointConsumerSeekIn, events::PollingEndpointConsumerSeekOut,
     )),
     modifiers(&CommonParts),
 )]

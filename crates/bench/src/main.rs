@@ -12,6 +12,7 @@ mod ingest;
 mod postgres;
 mod receive;
 mod server;
+mod stream;
 
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ enum Bench {
     Deliver(deliver::DeliverArgs),
     /// Stripe-signed requests to one ingest source URL, forwarded to a local receiver.
     Receive(receive::ReceiveArgs),
+    /// Live stream (SSE): create-to-receipt latency, memory of idle subscribers.
+    Stream(stream::StreamArgs),
 }
 
 fn parse_run_time(s: &str) -> Result<Duration, String> {
@@ -52,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::Ingest(args) => ingest::run(args).await,
         Bench::Deliver(args) => deliver::run(args).await,
         Bench::Receive(args) => receive::run(args).await,
+        Bench::Stream(args) => stream::run(args).await,
     }
 }
 

@@ -147,9 +147,18 @@ impl ChildServer {
 
     /// Peak resident set size of the child so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    /// Resident set size of the child now (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    fn status_kib(&self, field: &str) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM line")?;
-        let kib = line.split_whitespace().nth(1).context("malformed VmHWM line")?;
+        let line = status.lines().find(|l| l.starts_with(field)).with_context(|| format!("no {field} line"))?;
+        let kib = line.split_whitespace().nth(1).with_context(|| format!("malformed {field} line"))?;
         Ok(kib.parse()?)
     }
 }
@@ -226,7 +235,7 @@ async fn receive(State(state): State<Arc<ReceiverState>>, body: Bytes) -> Status
 }
 
 /// Reads `"sent_us":N` from the front of a bench payload without parsing the rest.
-fn sent_us(body: &[u8]) -> Option<u64> {
+pub fn sent_us(body: &[u8]) -> Option<u64> {
     const KEY: &[u8] = b"\"sent_us\":";
     let start = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
     let digits = body[start..].iter().take_while(|b| b.is_ascii_digit()).count();

@@ -62,6 +62,8 @@ pub const SETTINGS: &[Setting] = &[
     setting("api.max_body_bytes", "HERALD_MAX_BODY_BYTES", Some("max-body-bytes")),
     setting("api.rate_limit", "HERALD_RATE_LIMIT", Some("rate-limit")),
     setting("api.ingest_dedup_window", "HERALD_INGEST_DEDUP_WINDOW", None),
+    setting("api.stream_heartbeat_ms", "HERALD_API__STREAM_HEARTBEAT_MS", None),
+    setting("api.stream_slow_reader_timeout_ms", "HERALD_API__STREAM_SLOW_READER_TIMEOUT_MS", None),
     setting("net.allow_cidrs", "HERALD_ALLOW_CIDRS", Some("allow-cidrs")),
     setting("worker.retry_schedule", "HERALD_RETRY_SCHEDULE", Some("retry-schedule")),
     setting("worker.lease_ms", "HERALD_WORKER__LEASE_MS", None),
@@ -214,6 +216,8 @@ struct RawApi {
     max_body_bytes: Option<Scalar>,
     rate_limit: Option<String>,
     ingest_dedup_window: Option<String>,
+    stream_heartbeat_ms: Option<Scalar>,
+    stream_slow_reader_timeout_ms: Option<Scalar>,
 }
 
 #[derive(Deserialize, Default)]
@@ -289,6 +293,8 @@ impl RawFile {
             ("api.max_body_bytes", self.api.max_body_bytes.map(scalar)),
             ("api.rate_limit", self.api.rate_limit),
             ("api.ingest_dedup_window", self.api.ingest_dedup_window),
+            ("api.stream_heartbeat_ms", self.api.stream_heartbeat_ms.map(scalar)),
+            ("api.stream_slow_reader_timeout_ms", self.api.stream_slow_reader_timeout_ms.map(scalar)),
             ("net.allow_cidrs", self.net.allow_cidrs.map(list)),
             ("worker.retry_schedule", self.worker.retry_schedule),
             ("worker.lease_ms", self.worker.lease_ms.map(scalar)),
@@ -485,6 +491,11 @@ pub struct ApiSettings {
     pub rate_limit: Option<RateLimit>,
     /// `HERALD_INGEST_DEDUP_WINDOW`: how long an ingest source remembers provider event ids.
     pub ingest_dedup_window: Duration,
+    /// Idle time before a live stream sends a heartbeat (`api.stream_heartbeat_ms`).
+    pub stream_heartbeat: Duration,
+    /// A live stream reader slower than this to take one event is disconnected
+    /// (`api.stream_slow_reader_timeout_ms`).
+    pub stream_slow_reader_timeout: Duration,
 }
 
 /// `[net]`: the outbound SSRF guard.
@@ -614,6 +625,8 @@ impl Config {
                 max_body_bytes: l.require("api.max_body_bytes", parse_byte_size)?,
                 rate_limit: l.require("api.rate_limit", parse_rate_limit)?,
                 ingest_dedup_window: l.require("api.ingest_dedup_window", parse_dedup_window)?,
+                stream_heartbeat: l.require("api.stream_heartbeat_ms", |v| parse_millis(v, 1))?,
+                stream_slow_reader_timeout: l.require("api.stream_slow_reader_timeout_ms", |v| parse_millis(v, 1))?,
             },
             net: NetConfig {
                 allow_cidrs: l.require("net.allow_cidrs", |v| AllowList::parse(v).map_err(|e| e.to_string()))?,
@@ -868,6 +881,8 @@ mod tests {
         assert_eq!((c.worker.lease, c.worker.request_timeout), (Duration::from_secs(60), Duration::from_secs(15)));
         assert!(c.auth.admin_token.is_none());
         assert_eq!(c.api.max_body_bytes, 1024 * 1024);
+        assert_eq!(c.api.stream_heartbeat, Duration::from_secs(15));
+        assert_eq!(c.api.stream_slow_reader_timeout, Duration::from_secs(30));
         assert_eq!(c.api.rate_limit, None);
         assert_eq!(c.api.ingest_dedup_window, Duration::from_secs(7 * 86_400));
         assert!(c.net.allow_cidrs.cidrs().is_empty());
@@ -917,6 +932,8 @@ mod tests {
             max_body_bytes = 2048
             rate_limit = "10/s,burst=20"
             ingest_dedup_window = "36h"
+            stream_heartbeat_ms = 500
+            stream_slow_reader_timeout_ms = "700"
             [net]
             allow_cidrs = ["10.0.0.0/8", "::1"]
             [worker]
@@ -948,6 +965,8 @@ mod tests {
         assert_eq!(c.api.max_body_bytes, 2048);
         assert_eq!(c.api.rate_limit, Some(RateLimit { per_second: 10.0, burst: 20 }));
         assert_eq!(c.api.ingest_dedup_window, Duration::from_secs(36 * 3600));
+        assert_eq!(c.api.stream_heartbeat, Duration::from_millis(500));
+        assert_eq!(c.api.stream_slow_reader_timeout, Duration::from_millis(700));
         let cidrs: Vec<String> = c.net.allow_cidrs.cidrs().iter().map(ToString::to_string).collect();
         assert_eq!(cidrs, ["10.0.0.0/8", "::1/128"]);
         assert_eq!(c.worker.retry_schedule.to_string(), "1s,2s");
@@ -961,7 +980,7 @@ mod tests {
         assert_eq!(c.retention, retention);
         assert_eq!(c.log.format, LogFormat::Json);
         // Every setting in the table went through the file path.
-        assert_eq!(SETTINGS.len(), 25);
+        assert_eq!(SETTINGS.len(), 27);
     }
 
     #[test]

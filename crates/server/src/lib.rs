@@ -8,7 +8,7 @@
 use std::{io::Write, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use herald_api::{ApiConfig, AppState};
+use herald_api::{ApiConfig, AppState, StreamConfig};
 use herald_core::Clock;
 use herald_metrics::Metrics;
 use herald_store::DynStore;
@@ -29,8 +29,8 @@ pub use config::{Config, Role};
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// Opens the store that `config.store.database_url` names, creating and migrating
-/// its schema when needed. On PostgreSQL, a node that does not deliver
-/// (`--role api`) does not `LISTEN` for wake-ups.
+/// its schema when needed. On PostgreSQL, every node `LISTEN`s for wake-ups: workers
+/// for due deliveries, API nodes for new messages (live streams).
 ///
 /// # Errors
 /// The database cannot be reached or opened, or its schema is newer than this release.
@@ -81,7 +81,8 @@ fn postgres_options(config: &Config) -> herald_store_postgres::PostgresOptions {
         pool_size: config.store.pool_size,
         statement_timeout: config.store.statement_timeout,
         acquire_timeout: config.store.acquire_timeout,
-        listen: config.server.role.is_worker(),
+        // Workers wait for due deliveries, API nodes' live streams for new messages.
+        listen: true,
         ..herald_store_postgres::PostgresOptions::default()
     }
 }
@@ -121,7 +122,7 @@ pub async fn run_with_store(
     // attempts, and `/metrics` (served in every role) renders both.
     let metrics = Metrics::new();
     let app = if role.is_api() {
-        api_router(&config, store.clone(), clock.clone(), metrics.clone(), addr).await?
+        api_router(&config, store.clone(), clock.clone(), metrics.clone(), addr, shutdown.child_token()).await?
     } else {
         http::health_only(store.clone())
     };
@@ -174,6 +175,7 @@ async fn api_router(
     clock: Clock,
     metrics: Arc<Metrics>,
     addr: std::net::SocketAddr,
+    shutdown: CancellationToken,
 ) -> anyhow::Result<axum::Router> {
     let public_url = config.public_url(addr);
     let outcome = bootstrap_admin_token(&*store, config.auth.admin_token.as_ref(), &clock).await?;
@@ -190,8 +192,13 @@ async fn api_router(
         public_url,
         ingest_dedup_window: chrono::TimeDelta::from_std(config.api.ingest_dedup_window)
             .context("the ingest dedupe window is out of range")?,
+        stream: StreamConfig {
+            heartbeat: config.api.stream_heartbeat,
+            slow_reader_timeout: config.api.stream_slow_reader_timeout,
+        },
     };
-    let state = AppState { store, config: Arc::new(api_config), clock, metrics };
+    // Live streams end when the node shuts down, so the listener can drain.
+    let state = AppState::new(store, api_config, clock, metrics).with_shutdown(shutdown);
     // Endpoint URLs naming blocked addresses are refused at write time (422) unless
     // HERALD_ALLOW_CIDRS opens them; the worker checks again at send time.
     Ok(herald_api::router_with_ssrf_guard(state, config.net.allow_cidrs.clone()))

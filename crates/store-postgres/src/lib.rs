@@ -17,6 +17,7 @@ mod attempts;
 mod deliveries;
 mod error;
 mod ingest;
+mod events;
 mod listener;
 mod maintenance;
 mod messages;
@@ -37,14 +38,18 @@ use herald_core::{
     model::{Application, Attempt, Delivery, Endpoint, EventType, Message},
 };
 use herald_store::{
-    AttemptResult, ClaimedDelivery, IdempotencyClaim, MessageFilter, MessageOutcome, NewMessage, Page, PageQuery,
-    QueueDepth, RetentionSwept, Store, StoreError, StoreResult, StoredResponse, TokenHash, TokenRecord, TokenRotation,
+    AttemptResult, ClaimedDelivery, ConsumerKey, EventFilter, EventPage, IdempotencyClaim, MessageFilter,
+    MessageOutcome, NewMessage, Page, PageQuery, Position, QueueDepth, RetentionSwept, Store, StoreError, StoreResult,
+    StoredResponse, TokenHash, TokenRecord, TokenRotation,
 };
 use sqlx::{
     Connection, PgPool, Postgres, QueryBuilder,
     postgres::{PgConnectOptions, PgConnection, PgPoolOptions},
 };
-use tokio::{sync::Notify, task::JoinHandle};
+use tokio::{
+    sync::{Notify, watch},
+    task::JoinHandle,
+};
 
 pub use error::{SchemaTooNew, SchemaTooOld};
 pub use schema::{Migrated, VERSION as SCHEMA_VERSION};
@@ -110,6 +115,8 @@ pub struct PostgresStore {
     pool: PgPool,
     writer: Writer,
     waker: Arc<Notify>,
+    /// Moved when messages commit, here or (through the listener) on another node.
+    commits: Arc<watch::Sender<u64>>,
     listener: Option<JoinHandle<()>>,
     clock: Clock,
 }
@@ -144,17 +151,19 @@ impl PostgresStore {
             sqlx::query_scalar::<_, String>("SELECT current_schema()").fetch_one(&mut *conn).await.map_err(db)?
         };
         let waker = Arc::new(Notify::new());
+        let commits = Arc::new(watch::Sender::new(0));
         let listener = options.listen.then(|| {
             let pool = PgPoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(options.acquire_timeout)
                 .connect_lazy_with(connect);
-            listener::spawn_listener(pool, schema_name, waker.clone())
+            listener::spawn_listener(pool, schema_name, waker.clone(), commits.clone())
         });
         Ok(Self {
-            writer: Writer::spawn(pool.clone(), options.writers, options.max_batch, waker.clone()),
+            writer: Writer::spawn(pool.clone(), options.writers, options.max_batch, waker.clone(), commits.clone()),
             pool,
             waker,
+            commits,
             listener,
             clock: Arc::new(|| herald_core::to_millis(Utc::now())),
         })
@@ -529,5 +538,44 @@ impl Store for PostgresStore {
 
     async fn list_ingest_logs(&self, source: &SourceId, page: &PageQuery) -> StoreResult<Page<IngestLog>> {
         ingest::list_logs(&self.pool, source, page).await
+    }
+
+    async fn read_events(
+        &self,
+        app: &AppId,
+        filter: &EventFilter,
+        after: Position,
+        limit: usize,
+    ) -> StoreResult<EventPage> {
+        if filter.event_types.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(EventPage { events: Vec::new(), done: true, held_back: false });
+        }
+        events::read(&self.pool, app, filter, after, limit).await
+    }
+
+    async fn message_position(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Position> {
+        events::message_position(&self.pool, app, msg_id).await
+    }
+
+    async fn position_after(&self, app: &AppId, at: DateTime<Utc>) -> StoreResult<Position> {
+        events::position_after(&self.pool, app, at).await
+    }
+
+    async fn consumer_position(&self, app: &AppId, consumer: &ConsumerKey) -> StoreResult<Option<Position>> {
+        events::consumer_position(&self.pool, app, consumer).await
+    }
+
+    async fn save_consumer_position(
+        &self,
+        app: &AppId,
+        consumer: &ConsumerKey,
+        position: Position,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        events::save_consumer_position(&self.pool, app, consumer, position, now).await
+    }
+
+    fn message_commits(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 }

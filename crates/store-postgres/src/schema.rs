@@ -184,6 +184,23 @@ CREATE TABLE ingest_logs (
 CREATE INDEX ingest_logs_by_source ON ingest_logs (source_id, id);
 CREATE INDEX ingest_logs_by_time ON ingest_logs (created_at);
 "#,
+    // The pull side: readers walk an application's messages in `(xid, seq)` order (see
+    // the note on `messages`), and poller consumers keep their position here. A
+    // position's xid is kept as bigint: xid8 values stay far below 2^63 in practice,
+    // and the store converts both ways without loss for any that do not.
+    r#"
+CREATE INDEX messages_by_app_position ON messages (app_id, xid, seq);
+CREATE TABLE poller_consumers (
+    endpoint_id     text COLLATE "C" NOT NULL
+                    CONSTRAINT poller_consumers_endpoint_id_fkey REFERENCES endpoints ON DELETE CASCADE,
+    consumer_id     text NOT NULL,
+    app_id          text COLLATE "C" NOT NULL,
+    position_commit bigint NOT NULL,
+    position_seq    bigint NOT NULL,
+    updated_at      timestamptz NOT NULL,
+    PRIMARY KEY (endpoint_id, consumer_id)
+);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use herald_store::{MessageOutcome, NewMessage, StoreError, StoreResult};
 use sqlx::{Acquire, PgPool};
-use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot, watch};
 
 use crate::{
     accept::{self, JobError},
@@ -24,6 +24,8 @@ use crate::{
 
 /// The channel other nodes (and this one) listen on for "deliveries are due now".
 pub(crate) const CHANNEL: &str = "herald_deliveries";
+/// The channel live readers' nodes listen on for "messages committed".
+pub(crate) const MESSAGES_CHANNEL: &str = "herald_messages";
 
 struct Job {
     new: NewMessage,
@@ -42,14 +44,21 @@ struct Shared {
     queue: Mutex<mpsc::Receiver<Job>>,
     max_batch: usize,
     waker: Arc<Notify>,
+    commits: Arc<watch::Sender<u64>>,
 }
 
 impl Writer {
     /// Starts `tasks` writer tasks on the current runtime.
-    pub(crate) fn spawn(pool: PgPool, tasks: usize, max_batch: usize, waker: Arc<Notify>) -> Self {
+    pub(crate) fn spawn(
+        pool: PgPool,
+        tasks: usize,
+        max_batch: usize,
+        waker: Arc<Notify>,
+        commits: Arc<watch::Sender<u64>>,
+    ) -> Self {
         let max_batch = max_batch.max(1);
         let (jobs, queue) = mpsc::channel(max_batch * 4);
-        let shared = Arc::new(Shared { pool, queue: Mutex::new(queue), max_batch, waker });
+        let shared = Arc::new(Shared { pool, queue: Mutex::new(queue), max_batch, waker, commits });
         for _ in 0..tasks.max(1) {
             tokio::spawn(run_until_closed(shared.clone()));
         }
@@ -167,9 +176,20 @@ async fn run_batch(shared: &Shared, jobs: &[Job]) -> Result<Vec<StoreResult<Mess
         // transaction are folded into one.
         sqlx::query("SELECT pg_notify($1, current_schema())").bind(CHANNEL).execute(&mut *tx).await.map_err(failed)?;
     }
+    let created = results.iter().any(|r| matches!(r, Ok(MessageOutcome::Created { .. })));
+    if created {
+        sqlx::query("SELECT pg_notify($1, current_schema())")
+            .bind(MESSAGES_CHANNEL)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+    }
     tx.commit().await.map_err(failed)?;
     if wake {
         shared.waker.notify_one();
+    }
+    if created {
+        shared.commits.send_modify(|n| *n = n.wrapping_add(1));
     }
     Ok(results)
 }

@@ -8,6 +8,7 @@ mod attempts;
 mod deliveries;
 mod engine;
 mod ingest;
+mod events;
 mod maintenance;
 mod messages;
 mod resources;
@@ -24,11 +25,12 @@ use herald_core::{
     model::{Application, Attempt, Delivery, Endpoint, EventType, Message},
 };
 use herald_store::{
-    AttemptResult, ClaimedDelivery, IdempotencyClaim, MessageFilter, MessageOutcome, NewMessage, Page, PageQuery,
-    QueueDepth, RetentionSwept, Store, StoreError, StoreResult, StoredResponse, TokenHash, TokenRecord, TokenRotation,
+    AttemptResult, ClaimedDelivery, ConsumerKey, EventFilter, EventPage, IdempotencyClaim, MessageFilter,
+    MessageOutcome, NewMessage, Page, PageQuery, Position, QueueDepth, RetentionSwept, Store, StoreError, StoreResult,
+    StoredResponse, TokenHash, TokenRecord, TokenRotation,
 };
 use rusqlite::types::Value;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::engine::{Engine, internal};
 
@@ -39,6 +41,8 @@ pub struct SqliteStore {
     engine: Engine,
     clock: Clock,
     waker: Arc<Notify>,
+    /// Moved after every commit that created messages (see [`Store::message_commits`]).
+    commits: watch::Sender<u64>,
 }
 
 impl SqliteStore {
@@ -56,7 +60,7 @@ impl SqliteStore {
     /// # Errors
     /// As [`SqliteStore::open`].
     pub fn open_with_clock(path: &Path, clock: Clock) -> StoreResult<Self> {
-        Ok(Self { engine: Engine::open(path)?, clock, waker: Arc::new(Notify::new()) })
+        Ok(Self { engine: Engine::open(path)?, clock, waker: Arc::new(Notify::new()), commits: watch::Sender::new(0) })
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -192,6 +196,9 @@ impl Store for SqliteStore {
     async fn create_message(&self, new: NewMessage) -> StoreResult<MessageOutcome> {
         let now = self.now();
         let outcome = self.engine.write(move |c| messages::create(c, new, now)).await?;
+        if matches!(outcome, MessageOutcome::Created { .. }) {
+            self.commits.send_modify(|n| *n = n.wrapping_add(1));
+        }
         if let MessageOutcome::Created { message, deliveries } = &outcome
             && !deliveries.is_empty()
             && message.deliver_at.is_none_or(|t| t <= now)
@@ -457,5 +464,46 @@ impl Store for SqliteStore {
     async fn list_ingest_logs(&self, source: &SourceId, page: &PageQuery) -> StoreResult<Page<IngestLog>> {
         let (source, page) = (source.clone(), page.clone());
         self.engine.read(move |c| ingest::list_logs(c, &source, &page)).await
+    }
+
+    async fn read_events(
+        &self,
+        app: &AppId,
+        filter: &EventFilter,
+        after: Position,
+        limit: usize,
+    ) -> StoreResult<EventPage> {
+        let (app, filter) = (app.clone(), filter.clone());
+        self.engine.read(move |c| events::read(c, &app, &filter, after, limit)).await
+    }
+
+    async fn message_position(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Position> {
+        let (app, msg_id) = (app.clone(), msg_id.clone());
+        self.engine.read(move |c| events::message_position(c, &app, &msg_id)).await
+    }
+
+    async fn position_after(&self, app: &AppId, at: DateTime<Utc>) -> StoreResult<Position> {
+        let app = app.clone();
+        self.engine.read(move |c| events::position_after(c, &app, at)).await
+    }
+
+    async fn consumer_position(&self, app: &AppId, consumer: &ConsumerKey) -> StoreResult<Option<Position>> {
+        let (app, consumer) = (app.clone(), consumer.clone());
+        self.engine.read(move |c| events::consumer_position(c, &app, &consumer)).await
+    }
+
+    async fn save_consumer_position(
+        &self,
+        app: &AppId,
+        consumer: &ConsumerKey,
+        position: Position,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (app, consumer) = (app.clone(), consumer.clone());
+        self.engine.write(move |c| events::save_consumer_position(c, &app, &consumer, position, now)).await
+    }
+
+    fn message_commits(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 }

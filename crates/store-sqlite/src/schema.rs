@@ -158,6 +158,24 @@ CREATE TABLE ingest_logs (
 CREATE INDEX ingest_logs_by_source ON ingest_logs (source_id, id);
 CREATE INDEX ingest_logs_by_time ON ingest_logs (created_at);
 "#,
+    // The pull side: readers walk an application's messages by `seq` (commit order),
+    // and poller consumers keep their position here, deleted with their endpoint.
+    r#"
+CREATE INDEX messages_by_app_seq ON messages (app_id, seq);
+CREATE TABLE poller_consumers (
+    endpoint_id  TEXT NOT NULL,
+    consumer_id  TEXT NOT NULL,
+    app_id       TEXT NOT NULL,
+    -- The saved `Position` as (commit, seq); commit is 0 for SQLite's own positions.
+    position_commit INTEGER NOT NULL,
+    position_seq    INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    PRIMARY KEY (endpoint_id, consumer_id)
+) WITHOUT ROWID;
+CREATE TRIGGER poller_consumers_follow_endpoints AFTER DELETE ON endpoints BEGIN
+    DELETE FROM poller_consumers WHERE endpoint_id = old.id;
+END;
+"#,
 ];
 
 /// The schema version this binary writes.

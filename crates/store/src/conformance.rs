@@ -11,6 +11,7 @@ use herald_core::{
 use rand::{SeedableRng, rngs::StdRng};
 
 pub mod ingest;
+pub mod events;
 pub mod maintenance;
 
 use crate::{
@@ -109,7 +110,11 @@ pub fn message(app_key: &str, event_type: &str, channels: Option<&[&str]>) -> Ne
     }
 }
 
-pub(crate) fn created(outcome: MessageOutcome) -> (Message, Vec<herald_core::model::Delivery>) {
+/// The message and deliveries of a `Created` outcome.
+///
+/// # Panics
+/// On a replay.
+pub fn created(outcome: MessageOutcome) -> (Message, Vec<herald_core::model::Delivery>) {
     match outcome {
         MessageOutcome::Created { message, deliveries } => (message, deliveries),
         MessageOutcome::Replayed(_) => panic!("expected a new message, got a replay"),

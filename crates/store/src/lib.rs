@@ -19,11 +19,13 @@ mod attempts;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod ingest;
+mod events;
 mod maintenance;
 mod page;
 
 pub use attempts::{AttemptFilter, DeliveryCounts, EndpointMessage, MessageDestination, RequeueFilter};
 pub use ingest::{TokenHash, TokenRotation};
+pub use events::{ConsumerKey, Event, EventFilter, EventPage, Position};
 pub use maintenance::{FailingEndpoint, HealthChanges, QueueDepth, RetentionSwept};
 pub use page::{Cursor, Direction, Order, Page, PageQuery};
 
@@ -399,6 +401,39 @@ pub trait Store: Send + Sync + 'static {
     /// A page of a source's request log, ordered by id. Entries are deleted by
     /// [`Store::sweep_retention`] like attempts.
     async fn list_ingest_logs(&self, source: &SourceId, page: &PageQuery) -> StoreResult<Page<IngestLog>>;
+    /// Up to `limit` of `app`'s messages after `after` in commit order that match
+    /// `filter`, each with its position. A message is returned only once every message
+    /// that will ever sort before it is visible, so a reader that continues from the
+    /// last position it got never skips one that commits late.
+    async fn read_events(
+        &self,
+        app: &AppId,
+        filter: &EventFilter,
+        after: Position,
+        limit: usize,
+    ) -> StoreResult<EventPage>;
+    /// The position of one of `app`'s messages.
+    ///
+    /// # Errors
+    /// `NotFound` when `app` has no such message.
+    async fn message_position(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Position>;
+    /// A position from which a read returns `app`'s messages created after `at`: just
+    /// before the first readable one, or after the last readable message when none is.
+    async fn position_after(&self, app: &AppId, at: DateTime<Utc>) -> StoreResult<Position>;
+    /// The position a poller consumer saved, if it ever saved one.
+    async fn consumer_position(&self, app: &AppId, consumer: &ConsumerKey) -> StoreResult<Option<Position>>;
+    /// Saves where a poller consumer stands; it goes when its endpoint is deleted.
+    async fn save_consumer_position(
+        &self,
+        app: &AppId,
+        consumer: &ConsumerKey,
+        position: Position,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// A counter that moves whenever messages commit (in this process, and on stores
+    /// shared by several nodes also on the others), so live readers know to read again.
+    /// It is a hint: readers still read by position and never trust it for content.
+    fn message_commits(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 
 /// The shared handle handlers and workers hold.

@@ -18,22 +18,27 @@ pub mod attempts;
 pub mod endpoint_types;
 pub mod endpoints;
 pub mod event_types;
+pub mod events;
 pub mod headers;
 pub mod health;
 pub mod ingest_endpoints;
+pub mod live;
 pub mod messages;
 pub mod receive;
 pub mod recovery;
 pub mod retry_schedules;
 pub mod sources;
+pub mod stream;
 
-/// Routes that need no token: health, the OpenAPI document, and ingest URLs (whose
-/// token is in the path and whose requests are verified by their source's scheme).
+/// Routes that need no token: health, the OpenAPI document, ingest URLs (whose token is
+/// in the path and whose requests are verified by their source's scheme) and the live
+/// page (which reads its token from the URL fragment, never sent to the server).
 pub(crate) fn public() -> Router<Shared> {
     Router::new()
         .route("/api/v1/health", get(health::get))
         .route("/api/v1/openapi.json", get(crate::openapi::serve))
         .route(receive::PATH, post(receive::receive))
+        .route("/app/{app_id}/live", get(live::page))
 }
 
 /// Authenticated management routes whose POSTs use the generic idempotency path.
@@ -66,6 +71,7 @@ pub(crate) fn management() -> Router<Shared> {
         )
         .merge(attempt_routes())
         .merge(ingest_routes())
+        .merge(pull_routes())
 }
 
 /// Ingest sources, their endpoints and logs (server-wide tokens only).
@@ -91,6 +97,16 @@ fn ingest_routes() -> Router<Shared> {
             "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/headers",
             get(ie::get_headers).put(ie::set_headers),
         )
+}
+
+/// The pull side: the events API, pollers and the live stream.
+fn pull_routes() -> Router<Shared> {
+    Router::new()
+        .route("/api/v1/app/{app_id}/events", get(events::list))
+        .route("/api/v1/app/{app_id}/events/stream", get(stream::stream))
+        .route("/api/v1/app/{app_id}/poller/{sink_id}", get(events::poll))
+        .route("/api/v1/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}", get(events::consumer_poll))
+        .route("/api/v1/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}/seek", post(events::consumer_seek))
 }
 
 /// The attempt log and manual control (resend, recover, replay).

@@ -11,6 +11,7 @@ use herald_store_postgres::testing::TestSchema;
 use herald_store_sqlite::SqliteStore;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 /// The store a test runs on; `#[backends(crate::harness::Backend)]` runs a test on each.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +32,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub token: String,
     pub store: DynStore,
+    /// Cancelling it ends the server's live streams, as a shutdown does.
+    pub shutdown: CancellationToken,
     _storage: Arc<Storage>,
 }
 
@@ -65,7 +68,9 @@ async fn spawn_full(backend: Backend, config: ApiConfig, guard: Option<AllowList
     let (store, storage) = open(backend).await;
     let (token, record) = mint_token(None, Utc::now(), &mut rand::rng());
     store.create_token(record).await.expect("store token");
-    let state = AppState::new(store.clone(), config, Arc::new(Utc::now), herald_metrics::Metrics::new());
+    let shutdown = CancellationToken::new();
+    let state = AppState::new(store.clone(), config, Arc::new(Utc::now), herald_metrics::Metrics::new())
+        .with_shutdown(shutdown.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let router = match guard {
@@ -78,6 +83,7 @@ async fn spawn_full(backend: Backend, config: ApiConfig, guard: Option<AllowList
         client: reqwest::Client::new(),
         token,
         store,
+        shutdown,
         _storage: Arc::new(storage),
     }
 }

@@ -14,6 +14,7 @@ mod deliveries;
 mod endpoints;
 mod errors;
 mod event_types;
+mod events;
 mod health;
 mod idempotency;
 mod ingest;

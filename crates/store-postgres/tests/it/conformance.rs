@@ -14,6 +14,7 @@ async fn fresh() -> (DynStore, TestSchema) {
 herald_store::conformance_tests!(fresh());
 herald_store::maintenance_conformance_tests!(fresh());
 herald_store::ingest_conformance_tests!(fresh());
+herald_store::events_conformance_tests!(fresh());
 
 #[tokio::test]
 async fn claims_skip_endpoints_and_releases_requeue() {

@@ -6,4 +6,5 @@
 mod accept;
 mod cluster;
 mod conformance;
+mod events;
 mod migrations;

@@ -1,0 +1,228 @@
+//! The live stream (SSE) read by a real client over loopback: reqwest's streaming body
+//! and a small parser of the wire format. Events carry message ids, reconnecting with
+//! `Last-Event-ID` loses and repeats nothing, idle streams get heartbeats, filters and
+//! auth apply, a reader that stops reading is cut off, and shutdown ends streams.
+
+use std::{collections::HashSet, time::Duration};
+
+use herald_api::{ApiConfig, StreamConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use herald_testkit_macros::backends;
+
+use crate::harness::{Backend, TestApp, assert_error, assert_invalid, spawn, spawn_with};
+
+/// Long enough for anything on a loaded two-core machine; only reached on a failure.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// One SSE frame: an event, or a comment line (heartbeats).
+#[derive(Debug)]
+enum Frame {
+    Event { id: Option<String>, data: String },
+    Comment,
+}
+
+/// A live stream being read, with the bytes received but not yet parsed.
+struct Stream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Stream {
+    async fn open(app: &TestApp, query: &str, last_event_id: Option<&str>) -> Self {
+        let mut request = app.client.get(format!("{}/api/v1/app/{query}", app.base)).bearer_auth(&app.token);
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.expect("stream request");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Self { response, buffer: String::new() }
+    }
+
+    /// The next frame, or `None` once the server ended the stream.
+    async fn frame(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut data, mut comment) = (None, Vec::new(), false);
+                for line in block.lines().filter(|l| !l.is_empty()) {
+                    match line.split_once(':') {
+                        Some(("", _)) => comment = true,
+                        Some(("id", value)) => id = Some(value.trim_start().to_owned()),
+                        Some(("data", value)) => data.push(value.strip_prefix(' ').unwrap_or(value).to_owned()),
+                        _ => {}
+                    }
+                }
+                return Some(if data.is_empty() && comment {
+                    Frame::Comment
+                } else {
+                    Frame::Event { id, data: data.join("\n") }
+                });
+            }
+            let chunk = tokio::time::timeout(DEADLINE, self.response.chunk()).await.expect("the stream stalled");
+            match chunk.expect("stream body") {
+                Some(bytes) => self.buffer.push_str(std::str::from_utf8(&bytes).expect("UTF-8")),
+                None => return None,
+            }
+        }
+    }
+
+    /// The next event's id and `MessageOut`, skipping heartbeats.
+    async fn event(&mut self) -> (String, Value) {
+        loop {
+            match self.frame().await.expect("the stream ended") {
+                Frame::Event { id, data } => {
+                    let message: Value = serde_json::from_str(&data).expect("data is a MessageOut");
+                    let id = id.expect("every event has an id");
+                    assert_eq!(message["id"], id.as_str());
+                    return (id, message);
+                }
+                Frame::Comment => {}
+            }
+        }
+    }
+}
+
+async fn send(app: &TestApp, app_id: &str, event_type: &str, payload: Value) -> String {
+    let body = json!({"eventType": event_type, "payload": payload});
+    let (status, out) = app.post(&format!("/api/v1/app/{app_id}/msg"), body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{out}");
+    out["id"].as_str().unwrap().to_owned()
+}
+
+#[backends(crate::harness::Backend)]
+async fn events_arrive_live_and_a_reconnect_resumes_after_the_last_event_id(backend: Backend) {
+    let app = spawn(backend).await;
+    let app_id = app.app(Some("live")).await;
+    send(&app, &app_id, "old", json!({})).await;
+    let mut stream = Stream::open(&app, "live/events/stream", None).await;
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        sent.push(send(&app, &app_id, "a.one", json!({"i": i, "text": "line\nbreak"})).await);
+    }
+    for (i, id) in sent.iter().enumerate() {
+        let (got, message) = stream.event().await;
+        assert_eq!(&got, id, "messages from before the connection are not replayed");
+        assert_eq!(message["payload"], json!({"i": i, "text": "line\nbreak"}));
+        assert_eq!(message["eventType"], "a.one");
+    }
+    drop(stream);
+
+    let missed = [send(&app, &app_id, "a.one", json!({})).await, send(&app, &app_id, "b.two", json!({})).await];
+    let mut resumed = Stream::open(&app, "live/events/stream", Some(&sent[2])).await;
+    assert_eq!(resumed.event().await.0, missed[0]);
+    assert_eq!(resumed.event().await.0, missed[1]);
+    // Nothing else is pending: the next event is one created after this point.
+    let marker = send(&app, &app_id, "marker", json!({})).await;
+    assert_eq!(resumed.event().await.0, marker);
+}
+
+#[backends(crate::harness::Backend)]
+async fn a_stream_started_from_an_events_iterator_misses_nothing(backend: Backend) {
+    let app = spawn(backend).await;
+    let app_id = app.app(None).await;
+    send(&app, &app_id, "seen", json!({})).await;
+    let (status, page) = app.get(&format!("/api/v1/app/{app_id}/events")).await;
+    assert_eq!(status, StatusCode::OK);
+    let after_page = send(&app, &app_id, "between", json!({})).await;
+    let iterator = page["iterator"].as_str().unwrap();
+    let mut stream = Stream::open(&app, &format!("{app_id}/events/stream?iterator={iterator}"), None).await;
+    assert_eq!(stream.event().await.0, after_page);
+}
+
+#[backends(crate::harness::Backend)]
+async fn streams_apply_filters_and_auth(backend: Backend) {
+    let app = spawn(backend).await;
+    let app_id = app.app(Some("guarded")).await;
+    let mut stream = Stream::open(&app, "guarded/events/stream?event_types=a.one,b.two", None).await;
+    send(&app, &app_id, "c.three", json!({})).await;
+    let wanted = send(&app, &app_id, "b.two", json!({})).await;
+    assert_eq!(stream.event().await.0, wanted, "other event types are not streamed");
+
+    let url = format!("{}/api/v1/app/guarded/events/stream", app.base);
+    let (status, body) = app.send(app.client.get(&url)).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "authentication_failed");
+    let other = app.app(None).await;
+    let scoped = app.scoped_token(&other).await;
+    let (status, body) = app.send(app.client.get(&url).bearer_auth(&scoped)).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "insufficient_access");
+    let own = app.scoped_token(&app_id).await;
+    let response = app.client.get(&url).bearer_auth(&own).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "a token scoped to the application may stream it");
+    drop(response);
+
+    for bad in ["garbage", "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk"] {
+        let (status, body) = app
+            .send(app.request(reqwest::Method::GET, "/api/v1/app/guarded/events/stream").header("last-event-id", bad))
+            .await;
+        assert_invalid(status, &body, &["header", "Last-Event-ID"]);
+    }
+    let (status, body) = app.get("/api/v1/app/guarded/events/stream?iterator=nope").await;
+    assert_invalid(status, &body, &["query", "iterator"]);
+    let (status, body) = app.get("/api/v1/app/guarded/events/stream?event_types=no%20spaces").await;
+    assert_invalid(status, &body, &["query", "event_types"]);
+}
+
+#[backends(crate::harness::Backend)]
+async fn idle_streams_get_heartbeats(backend: Backend) {
+    let stream_config = StreamConfig { heartbeat: Duration::from_millis(50), ..StreamConfig::default() };
+    let app = spawn_with(backend, ApiConfig { stream: stream_config, ..ApiConfig::default() }).await;
+    let app_id = app.app(None).await;
+    let mut stream = Stream::open(&app, &format!("{app_id}/events/stream"), None).await;
+    assert!(matches!(stream.frame().await, Some(Frame::Comment)), "an idle stream sends a comment");
+    let id = send(&app, &app_id, "t", json!({})).await;
+    assert_eq!(stream.event().await.0, id, "and still streams events");
+}
+
+#[backends(crate::harness::Backend)]
+async fn a_reader_that_stops_reading_is_disconnected_and_resumes_without_loss(backend: Backend) {
+    // Payloads big enough that the messages cannot all sit in socket buffers, so the
+    // server has to wait for the reader.
+    const MESSAGES: usize = 40;
+    let stream_config = StreamConfig { slow_reader_timeout: Duration::from_millis(200), ..StreamConfig::default() };
+    let app = spawn_with(backend, ApiConfig { stream: stream_config, ..ApiConfig::default() }).await;
+    let app_id = app.app(None).await;
+    let mut stream = Stream::open(&app, &format!("{app_id}/events/stream"), None).await;
+    let padding = "x".repeat(900 * 1024);
+    let mut sent = Vec::new();
+    for i in 0..MESSAGES {
+        sent.push(send(&app, &app_id, "big", json!({"i": i, "padding": padding})).await);
+    }
+    // The behaviour under test: a client that does not read for a while.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut received = Vec::new();
+    while let Some(frame) = stream.frame().await {
+        if let Frame::Event { id, .. } = frame {
+            received.push(id.unwrap());
+        }
+    }
+    assert!(!received.is_empty(), "what fit in the buffers arrived");
+    assert!(received.len() < MESSAGES, "the stream ended before the reader had everything");
+    assert_eq!(received, sent[..received.len()], "what arrived came in order");
+
+    let mut resumed = Stream::open(&app, &format!("{app_id}/events/stream"), received.last().map(String::as_str)).await;
+    let mut all: HashSet<String> = received.iter().cloned().collect();
+    for id in &sent[received.len()..] {
+        let got = resumed.event().await.0;
+        assert_eq!(&got, id);
+        assert!(all.insert(got), "nothing is repeated");
+    }
+    assert_eq!(all.len(), MESSAGES);
+}
+
+#[backends(crate::harness::Backend)]
+async fn shutting_down_ends_live_streams(backend: Backend) {
+    let app = spawn(backend).await;
+    let app_id = app.app(None).await;
+    let mut stream = Stream::open(&app, &format!("{app_id}/events/stream"), None).await;
+    app.shutdown.cancel();
+    loop {
+        match stream.frame().await {
+            None => break,
+            Some(Frame::Comment) => {}
+            Some(frame @ Frame::Event { .. }) => panic!("no message was sent, got {frame:?}"),
+        }
+    }
+}
