@@ -7,8 +7,8 @@
 mod attempts;
 mod deliveries;
 mod engine;
-mod ingest;
 mod events;
+mod ingest;
 mod maintenance;
 mod messages;
 mod resources;

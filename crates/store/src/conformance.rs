@@ -10,8 +10,8 @@ use herald_core::{
 };
 use rand::{SeedableRng, rngs::StdRng};
 
-pub mod ingest;
 pub mod events;
+pub mod ingest;
 pub mod maintenance;
 
 use crate::{

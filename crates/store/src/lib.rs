@@ -18,14 +18,14 @@ use herald_core::{
 mod attempts;
 #[cfg(feature = "conformance")]
 pub mod conformance;
-mod ingest;
 mod events;
+mod ingest;
 mod maintenance;
 mod page;
 
 pub use attempts::{AttemptFilter, DeliveryCounts, EndpointMessage, MessageDestination, RequeueFilter};
-pub use ingest::{TokenHash, TokenRotation};
 pub use events::{ConsumerKey, Event, EventFilter, EventPage, Position};
+pub use ingest::{TokenHash, TokenRotation};
 pub use maintenance::{FailingEndpoint, HealthChanges, QueueDepth, RetentionSwept};
 pub use page::{Cursor, Direction, Order, Page, PageQuery};
 
