@@ -149,6 +149,9 @@ impl Batch {
             .collect();
         endpoint_ids.sort_unstable();
         insert_message(conn, &message, due, &endpoint_ids, new.idempotency.as_ref()).await?;
+        if let Some(entry) = &new.ingest_log {
+            crate::ingest::insert_log(&mut *conn, entry).await?;
+        }
         let deliveries = endpoint_ids
             .into_iter()
             .map(|id| {

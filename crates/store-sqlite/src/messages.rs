@@ -56,6 +56,9 @@ pub fn create(conn: &Connection, new: NewMessage, now: DateTime<Utc>) -> StoreRe
         // The response is known before the commit, so the key is written completed.
         insert_key(conn, &idem.key, Some(&idem.response), now, idem.expires_at)?;
     }
+    if let Some(entry) = &new.ingest_log {
+        crate::ingest::insert_log(conn, entry)?;
+    }
     Ok(MessageOutcome::Created { message, deliveries })
 }
 

@@ -98,6 +98,9 @@ pub struct NewMessage {
     pub idempotency: Option<IdempotencyWrite>,
     /// Messages of the same app with the same `eventId` created after this conflict.
     pub event_id_since: DateTime<Utc>,
+    /// For a request received on an ingest source: its log entry, committed with the
+    /// message (and not written when the message is refused).
+    pub ingest_log: Option<IngestLog>,
 }
 
 /// What happened to a [`NewMessage`].

@@ -7,7 +7,8 @@
 //! in one group-committed transaction that also decides dedupe (the provider's event
 //! id as the message's `eventId`, unique within the configured window). The provider
 //! gets its 2xx after that commit; the dispatcher forwards the message like any other.
-//! Every request that names a source, accepted or not, leaves an entry in its log.
+//! Every request that names a source, accepted or not, leaves an entry in its log (an
+//! accepted one in the same transaction as its message).
 
 use axum::{
     body::Body,
@@ -101,8 +102,11 @@ async fn accept(
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() <= MAX_CONTENT_TYPE_LEN)
         .map(str::to_owned);
+    let id = MessageId::generate(now, &mut rand::rng());
+    // The log entry of an accepted request commits with its message: one commit, not two.
+    let accepted = log_entry(source, now, StatusCode::NO_CONTENT, format!("accepted as {id}"), Some(id.clone()));
     let message = Message {
-        id: MessageId::generate(now, &mut rand::rng()),
+        id,
         app_id: source.app_id.clone(),
         event_id: event_id.clone(),
         event_type: INGEST_EVENT_TYPE.to_owned(),
@@ -120,12 +124,11 @@ async fn accept(
         message,
         idempotency: None,
         event_id_since: now - ctx.config.ingest_dedup_window,
+        ingest_log: Some(accepted),
     };
     match ctx.store.create_message(new).await {
-        Ok(MessageOutcome::Created { message, deliveries }) => {
+        Ok(MessageOutcome::Created { .. }) => {
             ctx.metrics.messages_accepted(1);
-            let text = format!("accepted as {}, forwarding to {} endpoint(s)", message.id, deliveries.len());
-            record(ctx, source, now, StatusCode::NO_CONTENT, text, Some(message.id)).await;
             Ok(StatusCode::NO_CONTENT)
         }
         // Without an idempotency key or an inline application, the only conflict is
@@ -143,8 +146,25 @@ async fn accept(
     }
 }
 
-/// Appends to the source's log. A failure here is only reported: the provider's
-/// answer depends on what happened to its request, not on the log.
+fn log_entry(
+    source: &Source,
+    now: DateTime<Utc>,
+    status: StatusCode,
+    error_text: String,
+    msg_id: Option<MessageId>,
+) -> IngestLog {
+    IngestLog {
+        id: IngestLogId::generate(now, &mut rand::rng()),
+        source_id: source.id.clone(),
+        status_code: status.as_u16(),
+        error_text,
+        msg_id,
+        created_at: now,
+    }
+}
+
+/// Appends to the source's log a request that stored nothing. A failure here is only
+/// reported: the provider's answer depends on what happened to its request, not on the log.
 async fn record(
     ctx: &Shared,
     source: &Source,
@@ -153,14 +173,7 @@ async fn record(
     error_text: String,
     msg_id: Option<MessageId>,
 ) {
-    let entry = IngestLog {
-        id: IngestLogId::generate(now, &mut rand::rng()),
-        source_id: source.id.clone(),
-        status_code: status.as_u16(),
-        error_text,
-        msg_id,
-        created_at: now,
-    };
+    let entry = log_entry(source, now, status, error_text, msg_id);
     if let Err(err) = ctx.store.record_ingest_log(entry).await {
         tracing::warn!(source.id = %source.id, error = %err, "could not record an ingest log entry");
     }

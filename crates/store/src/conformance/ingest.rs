@@ -1,6 +1,7 @@
 //! Conformance cases for ingest sources: the source and its hidden application, URL
 //! tokens and their rotation, the request log and its sweep, and deduplication of
-//! provider retries through `eventId` under concurrency. Backends run them with
+//! provider retries through `eventId` under concurrency, each stored request's log
+//! entry committed with it. Backends run them with
 //! [`crate::ingest_conformance_tests!`].
 
 use std::collections::BTreeMap;
@@ -206,6 +207,7 @@ pub async fn concurrent_retries_of_one_event_store_it_once(store: DynStore) {
             let store = store.clone();
             let mut m = message(s.app_id.as_str(), "ingest", None);
             m.message.event_id = Some("evt_1NG8Du2eZvKYlo2CUI79vXWy".into());
+            m.ingest_log = Some(IngestLog { msg_id: Some(m.message.id.clone()), ..log_entry(&s.id, 204, now()) });
             tokio::spawn(async move { store.create_message(m).await })
         })
         .collect();
@@ -221,6 +223,9 @@ pub async fn concurrent_retries_of_one_event_store_it_once(store: DynStore) {
     let all = PageQuery::first(50, crate::Order::Ascending);
     let page = store.list_messages(&s.app_id, &crate::MessageFilter::default(), &all).await.unwrap();
     assert_eq!(page.items.len(), 1);
+    let logs = store.list_ingest_logs(&s.id, &all).await.unwrap();
+    assert_eq!(logs.items.len(), 1, "only the stored request's log entry is written with it");
+    assert_eq!(logs.items[0].msg_id.as_ref(), Some(&page.items[0].id));
 }
 
 pub async fn deleting_a_source_removes_its_data(store: DynStore) {
