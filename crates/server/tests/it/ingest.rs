@@ -5,10 +5,16 @@
 //! with the `hmac` crate, Standard Webhooks with the official `svix` crate), never
 //! with Herald's own signing code.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
 
 use base64::Engine as _;
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use herald_store::{Order, PageQuery};
 use herald_testkit::{Backend, Receiver, TestApp, backends, poll_until, wait_until};
 use hmac::{Hmac, Mac as _};
@@ -307,5 +313,44 @@ async fn a_rotated_token_gives_a_new_url_and_the_old_one_keeps_working(backend: 
     })
     .await;
     assert!(log.iter().all(|e| e["status_code"] == 204));
+    setup.drained().await;
+}
+
+#[backends]
+async fn a_retry_after_the_dedupe_window_is_stored_again(backend: Backend) {
+    let offset_secs = Arc::new(AtomicI64::new(0));
+    let offset = offset_secs.clone();
+    let setup = Setup::with(
+        TestApp::builder()
+            .backend(backend)
+            .allow_loopback()
+            .clock(Arc::new(move || Utc::now() + TimeDelta::seconds(offset.load(Ordering::SeqCst))))
+            .config(|c| c.api.ingest_dedup_window = Duration::from_secs(3600)),
+    )
+    .await;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let (source, url) = setup.source("svix", Some(secret)).await;
+    let body = r#"{"type":"user.created"}"#;
+    // Signed at Herald's (moved) clock, so only the dedupe window decides.
+    let send = |at: i64| {
+        let signature = svix::webhooks::Webhook::new(secret).unwrap().sign("msg_same", at, body.as_bytes()).unwrap();
+        let ts = at.to_string();
+        let setup = &setup;
+        let url = url.clone();
+        async move {
+            let headers =
+                [("webhook-id", "msg_same"), ("webhook-timestamp", ts.as_str()), ("webhook-signature", &signature)];
+            setup.receive(&url, &headers, body).await.0
+        }
+    };
+    let now = Utc::now().timestamp();
+    assert_eq!(send(now).await, StatusCode::NO_CONTENT);
+    offset_secs.store(1800, Ordering::SeqCst);
+    assert_eq!(send(now + 1800).await, StatusCode::NO_CONTENT);
+    assert_eq!(setup.stored(&source).await, 1, "a retry within the window is not stored");
+    offset_secs.store(7200, Ordering::SeqCst);
+    assert_eq!(send(now + 7200).await, StatusCode::NO_CONTENT);
+    assert_eq!(setup.stored(&source).await, 2, "past the window the same id is a new event");
+    assert_eq!(setup.receiver.wait_for(2, DEADLINE).await.len(), 2);
     setup.drained().await;
 }
