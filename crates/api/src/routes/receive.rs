@@ -10,6 +10,12 @@
 //! Every request that names a source, accepted or not, leaves an entry in its log (an
 //! accepted one in the same transaction as its message).
 
+use std::{
+    collections::HashMap,
+    sync::RwLock,
+    time::{Duration, Instant},
+};
+
 use axum::{
     body::Body,
     extract::State,
@@ -32,6 +38,57 @@ pub const INGEST_EVENT_TYPE: &str = "ingest.received";
 const MAX_CONTENT_TYPE_LEN: usize = 256;
 /// What a rejected provider is told; the reason is in the source's log, not here.
 const REJECTED: &str = "the request's signature could not be verified";
+/// How long a source found by its token is reused without asking the store. A change
+/// made on this node clears the cache at once; other nodes see it within this time.
+const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Beyond this many cached sources the cache starts over, bounding memory.
+const CACHE_MAX: usize = 10_000;
+
+/// Sources by the hash of their URL token, so a provider's steady stream costs no
+/// store read per request. Only found sources are kept: an unknown token always asks.
+#[derive(Default)]
+pub(crate) struct SourceCache {
+    entries: RwLock<HashMap<String, (Source, Instant)>>,
+}
+
+impl SourceCache {
+    fn get(&self, hash: &str, now: Instant) -> Option<Source> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries.get(hash).filter(|(_, until)| *until > now).map(|(source, _)| source.clone())
+    }
+
+    fn put(&self, hash: String, source: Source, now: Instant) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= CACHE_MAX {
+            entries.retain(|_, (_, until)| *until > now);
+            if entries.len() >= CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, (source, now + CACHE_TTL));
+    }
+
+    /// Forgets every source: called after any change to a source on this node.
+    pub(crate) fn clear(&self) {
+        self.entries.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// The source whose URL carries `token`, from the cache or the store.
+async fn find_source(ctx: &Shared, token: &str, now: DateTime<Utc>) -> Result<Source, ApiError> {
+    let hash = hash_token(token);
+    let instant = Instant::now();
+    if let Some(source) = ctx.sources.get(&hash, instant) {
+        return Ok(source);
+    }
+    let source = ctx
+        .store
+        .find_source_by_token(&TokenHash(hash.clone()), now)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no ingest source has this URL".to_owned()))?;
+    ctx.sources.put(hash, source.clone(), instant);
+    Ok(source)
+}
 
 /// The route of ingest URLs.
 pub(crate) const PATH: &str = "/ingest/{token}";
@@ -52,11 +109,7 @@ pub(crate) async fn receive(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let now = ctx.now();
-    let source = ctx
-        .store
-        .find_source_by_token(&TokenHash(hash_token(&token)), now)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no ingest source has this URL".to_owned()))?;
+    let source = find_source(&ctx, &token, now).await?;
     let body = match read_body(body).await {
         Ok(body) => body,
         Err(err) => {
@@ -142,6 +195,8 @@ async fn accept(
             Ok(StatusCode::NO_CONTENT)
         }
         Ok(MessageOutcome::Replayed(_)) => Err(ApiError::Internal("an ingest message was replayed".into())),
+        // The source was deleted (on another node) since it was cached.
+        Err(StoreError::NotFound(_)) => Err(ApiError::NotFound("no ingest source has this URL".to_owned())),
         Err(err) => Err(err.into()),
     }
 }

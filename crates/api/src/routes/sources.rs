@@ -349,7 +349,9 @@ pub(crate) async fn upsert(
                 updated_at: ctx.now(),
                 ..source
             };
-            (source_out(ctx.store.update_source(updated).await?, None), false)
+            let saved = ctx.store.update_source(updated).await;
+            ctx.sources.clear();
+            (source_out(saved?, None), false)
         }
         None => {
             let mut uid = Checker::default();
@@ -384,7 +386,9 @@ pub(crate) async fn patch(
         source.metadata = metadata;
     }
     source.updated_at = ctx.now();
-    Ok(axum::Json(source_out(ctx.store.update_source(source).await?, None)))
+    let saved = ctx.store.update_source(source).await;
+    ctx.sources.clear();
+    Ok(axum::Json(source_out(saved?, None)))
 }
 
 /// Delete Ingest Source, with its endpoints, messages and log.
@@ -397,7 +401,9 @@ pub(crate) async fn delete(
     Keys(source_id): Keys<String>,
 ) -> Result<StatusCode, ApiError> {
     let source = load_source(&ctx, &auth, &source_id).await?;
-    ctx.store.delete_source(&source.id).await?;
+    let deleted = ctx.store.delete_source(&source.id).await;
+    ctx.sources.clear();
+    deleted?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -416,7 +422,9 @@ pub(crate) async fn rotate_token(
     let source = load_source(&ctx, &auth, &source_id).await?;
     let token = new_token();
     let rotation = TokenRotation { new: TokenHash(hash_token(&token)), old_valid_until: ctx.now() + OLD_TOKEN_GRACE };
-    ctx.store.rotate_source_token(&source.id, rotation).await?;
+    let rotated = ctx.store.rotate_source_token(&source.id, rotation).await;
+    ctx.sources.clear();
+    rotated?;
     Ok(axum::Json(RotateTokenOut { ingest_url: ingest_url(&ctx, &token) }))
 }
 

@@ -314,6 +314,14 @@ async fn a_rotated_token_gives_a_new_url_and_the_old_one_keeps_working(backend: 
     .await;
     assert!(log.iter().all(|e| e["status_code"] == 204));
     setup.drained().await;
+
+    // Both URLs were just used (and cached); deleting the source closes them at once.
+    let (status, _) = setup.call("DELETE", &format!("/ingest/api/v1/source/{source}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for url in [new_url, old_url.as_str()] {
+        let (status, answer) = setup.receive(url, &[], "{}").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    }
 }
 
 #[backends]
