@@ -286,12 +286,16 @@ async fn a_generic_source_forwards_without_verifying_and_limits_still_apply(back
     let (status, answer) = setup.receive(&url, &[], &"x".repeat(4096)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
     assert_eq!(answer["code"], "payload_too_large");
+    let binary = setup.app.http.post(&url).body(vec![0xff_u8, 0xfe, 0x00, 0x80]).send().await.unwrap();
+    assert_eq!(binary.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "bodies are kept as text");
     let (status, answer) = setup.receive(&setup.app.url("/ingest/not-a-token"), &[], "{}").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
     assert_eq!(answer["code"], "not_found");
     setup.drained().await;
     assert_eq!(setup.stored(&source).await, 1);
     assert_eq!(setup.receiver.requests().len(), 1);
+    let statuses: Vec<Value> = setup.log(&source).await.iter().map(|e| e["status_code"].clone()).collect();
+    assert!(statuses.contains(&json!(204)) && statuses.contains(&json!(415)), "{statuses:?}");
 }
 
 #[backends]
