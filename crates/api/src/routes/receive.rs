@@ -135,7 +135,7 @@ pub(crate) async fn receive(
 /// Why it is rejected; a source whose type or secret cannot verify rejects everything.
 fn verify(source: &Source, headers: &HeaderMap, body: &[u8], now: DateTime<Utc>) -> Result<(), String> {
     let kind = source_types::find(&source.kind).ok_or("the source's type is not supported")?;
-    let Some(verifier) = kind.verifier(source.secret.as_deref())? else { return Ok(()) };
+    let Some(verifier) = kind.verifier(&source.secrets_at(now))? else { return Ok(()) };
     let lookup = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     verifier.verify(body, &lookup, now.timestamp()).map_err(|e| e.to_string())
 }

@@ -372,3 +372,23 @@ async fn a_retry_after_the_dedupe_window_is_stored_again(backend: Backend) {
         setup.receiver.requests().iter().filter_map(|r| r.header("webhook-id").map(str::to_owned)).collect();
     assert_eq!(forwarded.len(), 2, "two distinct messages were forwarded");
 }
+
+#[backends]
+async fn after_a_secret_change_the_old_secret_is_still_accepted(backend: Backend) {
+    let setup = Setup::start(backend).await;
+    let (source, url) = setup.source("stripe", Some(STRIPE_SECRET)).await;
+    let change = json!({"name": "stripe source", "type": "stripe", "config": {"secret": "whsec_rolled"}});
+    let (status, body) = setup.call("PUT", &format!("/ingest/api/v1/source/{source}"), Some(change)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let now = Utc::now().timestamp();
+    for (n, secret) in [STRIPE_SECRET, "whsec_rolled"].into_iter().enumerate() {
+        let body = format!(r#"{{"id":"evt_roll_{n}"}}"#);
+        let signature = stripe_signature(secret, now, &body);
+        let (status, _) = setup.receive(&url, &[("Stripe-Signature", signature.as_str())], &body).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "signed with {secret}");
+    }
+    let stranger = stripe_signature("whsec_stranger", now, "{}");
+    assert_eq!(setup.receive(&url, &[("Stripe-Signature", stranger.as_str())], "{}").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(setup.receiver.wait_for(2, DEADLINE).await.len(), 2);
+    setup.drained().await;
+}

@@ -52,6 +52,7 @@ pub fn source(uid: Option<&str>) -> (Source, Application) {
         name: "Stripe production".into(),
         kind: "stripe".into(),
         secret: Some("whsec_test".into()),
+        previous_secret: None,
         app_id,
         metadata: BTreeMap::from([("team".to_owned(), "billing".to_owned())]),
         created_at: at,
@@ -97,7 +98,8 @@ pub async fn sources_round_trip(store: DynStore) {
     changed.name = "renamed".into();
     changed.uid = None;
     changed.kind = "github".into();
-    changed.secret = Some("gh-secret".into());
+    changed.replace_secret(Some("gh-secret".into()), herald_core::to_millis(Utc::now()) + Duration::hours(24));
+    assert!(changed.previous_secret.is_some());
     store.update_source(changed.clone()).await.unwrap();
     assert_eq!(store.get_source(s.id.as_str()).await.unwrap(), changed);
     assert!(matches!(store.get_source("stripe-prod").await, Err(StoreError::NotFound(_))));
