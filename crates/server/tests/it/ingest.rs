@@ -153,6 +153,14 @@ async fn a_stripe_event_is_stored_forwarded_byte_for_byte_and_its_retry_is_not(b
     assert_eq!(got.len(), 2, "the retry was not forwarded: {ids:?}");
     assert!(ids.contains(&json!("evt_1")) && ids.contains(&json!("evt_2")), "{ids:?}");
     assert_eq!(setup.stored(&source).await, 2);
+    // Each forward is an ordinary delivery, with its attempt in the log.
+    let hidden = setup.app.store.get_source(&source).await.unwrap().app_id;
+    let page = PageQuery::first(10, Order::Ascending);
+    for message in setup.app.store.list_messages(&hidden, &Default::default(), &page).await.unwrap().items {
+        let attempts = setup.app.store.list_message_attempts(&hidden, &message.id).await.unwrap();
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+        assert_eq!(attempts[0].response_status_code, 200);
+    }
 
     let log = setup.log(&source).await;
     let texts: Vec<&str> = log.iter().map(|e| e["error_text"].as_str().unwrap()).collect();
