@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use herald_core::{
-    SourceId,
+    AppId, SourceId,
     ingest::{IngestLog, PreviousSecret, Source},
     model::Application,
 };
@@ -61,14 +61,17 @@ fn log(row: &Row<'_>) -> rusqlite::Result<IngestLog> {
     })
 }
 
+/// Whether `app` is a source's hidden application.
+pub fn is_source_app(conn: &Connection, app: &AppId) -> StoreResult<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM ingest_sources WHERE app_id = ?1)")
+        .and_then(|mut s| s.query_row([app.as_str()], |r| r.get::<_, bool>(0)))
+        .map_err(db_err("source"))
+}
+
 /// `app`, unless it is a source's hidden application.
 pub fn unless_hidden(conn: &Connection, app: Option<Application>) -> StoreResult<Option<Application>> {
     let Some(app) = app else { return Ok(None) };
-    let hidden = conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM ingest_sources WHERE app_id = ?1)")
-        .and_then(|mut s| s.query_row([app.id.as_str()], |r| r.get::<_, bool>(0)))
-        .map_err(db_err("source"))?;
-    Ok((!hidden).then_some(app))
+    Ok((!is_source_app(conn, &app.id)?).then_some(app))
 }
 
 pub fn create(conn: &Connection, source: &Source, app: &Application, token: &TokenHash) -> StoreResult<()> {

@@ -39,6 +39,9 @@ pub fn create(conn: &Connection, new: NewMessage, now: DateTime<Utc>) -> StoreRe
             app
         }
     };
+    if new.ingest_log.is_none() && crate::ingest::is_source_app(conn, &app.id)? {
+        return Err(StoreError::NotFound("application"));
+    }
     let mut message = new.message;
     message.app_id = app.id.clone();
     if let Some(event_id) = &message.event_id {

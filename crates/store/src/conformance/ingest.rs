@@ -126,7 +126,13 @@ pub async fn source_applications_are_hidden_but_take_messages(store: DynStore) {
 
     let ep = store.create_endpoint(endpoint(&s.app_id, None, None)).await.unwrap();
     assert_eq!(store.get_endpoint(&s.app_id, ep.id.as_str()).await.unwrap(), ep);
+    let plain = message(s.app_id.as_str(), "ingest", None);
+    assert!(
+        matches!(store.create_message(plain).await, Err(StoreError::NotFound(_))),
+        "only its source's requests reach a hidden application"
+    );
     let mut m = message(s.app_id.as_str(), "ingest", None);
+    m.ingest_log = Some(log_entry(&s.id, 204, now()));
     m.message.content_type = Some("application/x-www-form-urlencoded".into());
     m.message.payload = Some("a=1&b=%C3%A9".into());
     let (stored, deliveries) = created(store.create_message(m).await.unwrap());
@@ -234,8 +240,9 @@ pub async fn deleting_a_source_removes_its_data(store: DynStore) {
     let (s, a) = source(None);
     store.create_source(s.clone(), a, token("one")).await.unwrap();
     let ep = store.create_endpoint(endpoint(&s.app_id, None, None)).await.unwrap();
-    let (m, _) = created(store.create_message(message(s.app_id.as_str(), "ingest", None)).await.unwrap());
-    store.record_ingest_log(log_entry(&s.id, 204, now())).await.unwrap();
+    let mut received = message(s.app_id.as_str(), "ingest", None);
+    received.ingest_log = Some(log_entry(&s.id, 204, now()));
+    let (m, _) = created(store.create_message(received).await.unwrap());
     store.delete_source(&s.id).await.unwrap();
     assert!(matches!(store.get_endpoint(&s.app_id, ep.id.as_str()).await, Err(StoreError::NotFound(_))));
     assert!(matches!(store.get_message(&s.app_id, m.id.as_str()).await, Err(StoreError::NotFound(_))));
