@@ -99,6 +99,8 @@ pub(crate) struct Ctx {
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
     pub tokens: auth::TokenCache,
+    /// Ingest sources recently found by their URL token.
+    pub sources: routes::receive::SourceCache,
     pub limiter: Option<ratelimit::RateLimiter>,
     /// When set, endpoint URLs are also refused if they name a blocked address.
     pub ssrf_allow: Option<AllowList>,
@@ -138,6 +140,7 @@ fn build(state: AppState, ssrf_allow: Option<AllowList>) -> Router {
         clock: state.clock,
         metrics: state.metrics,
         tokens: auth::TokenCache::default(),
+        sources: routes::receive::SourceCache::default(),
         limiter,
         ssrf_allow,
         shutdown: state.shutdown,

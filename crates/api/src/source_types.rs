@@ -16,8 +16,8 @@ use sha2::{Digest as _, Sha256};
 /// Longest provider event id kept as is; longer ones are kept as their SHA-256.
 const MAX_EVENT_ID_LEN: usize = 256;
 
-/// Builds the verifier of a type from the source's secret.
-type MakeVerifier = fn(&str) -> Result<Box<dyn InboundVerifier>, String>;
+/// Builds the verifier of a type from the source's secrets (any of them may sign).
+type MakeVerifier = fn(&[&str]) -> Result<Box<dyn InboundVerifier>, String>;
 /// Reads the provider's event id from a verified request's headers and body.
 type EventId = fn(&dyn Fn(&str) -> Option<String>, &[u8]) -> Option<String>;
 
@@ -33,20 +33,20 @@ pub(crate) struct SourceType {
 const TYPES: &[SourceType] = &[
     SourceType { name: "generic-webhook", make_verifier: None, event_id: no_event_id },
     SourceType { name: "svix", make_verifier: Some(standard_webhooks), event_id: standard_webhooks_id },
-    SourceType { name: "stripe", make_verifier: Some(|s| Ok(Box::new(Stripe::new([s])))), event_id: json_id },
+    SourceType { name: "stripe", make_verifier: Some(|s| Ok(Box::new(Stripe::new(s)))), event_id: json_id },
     SourceType {
         name: "github",
-        make_verifier: Some(|s| Ok(Box::new(GitHub::new([s])))),
+        make_verifier: Some(|s| Ok(Box::new(GitHub::new(s)))),
         event_id: |h, _| h("x-github-delivery"),
     },
     SourceType {
         name: "shopify",
-        make_verifier: Some(|s| Ok(Box::new(Shopify::new([s])))),
+        make_verifier: Some(|s| Ok(Box::new(Shopify::new(s)))),
         event_id: |h, _| h("x-shopify-webhook-id").or_else(|| h("x-shopify-event-id")),
     },
     SourceType {
         name: "slack",
-        make_verifier: Some(|s| Ok(Box::new(Slack::new([s])))),
+        make_verifier: Some(|s| Ok(Box::new(Slack::new(s)))),
         event_id: |_, body| json_field(body, "event_id"),
     },
 ];
@@ -76,18 +76,21 @@ impl SourceType {
         if secret.is_empty() {
             return Err("secret must not be empty".to_owned());
         }
-        make(secret).map(drop)
+        make(&[secret]).map(drop)
     }
 
-    /// The verifier for a source of this type with `secret`, or `None` for a type that
-    /// verifies nothing.
+    /// The verifier for a source of this type accepting any of `secrets`, or `None` for
+    /// a type that verifies nothing.
     ///
     /// # Errors
     /// Why no verifier can be built: a verifying type without a usable secret.
-    pub fn verifier(&self, secret: Option<&str>) -> Result<Option<Box<dyn InboundVerifier>>, String> {
+    pub fn verifier(&self, secrets: &[&str]) -> Result<Option<Box<dyn InboundVerifier>>, String> {
         let Some(make) = self.make_verifier else { return Ok(None) };
-        let secret = secret.filter(|s| !s.is_empty()).ok_or("the source has no secret")?;
-        make(secret).map(Some)
+        let secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+        if secrets.is_empty() {
+            return Err("the source has no secret".to_owned());
+        }
+        make(&secrets).map(Some)
     }
 
     /// The provider's id for this event, kept across its retries, if it sends one.
@@ -104,8 +107,8 @@ impl SourceType {
     }
 }
 
-fn standard_webhooks(secret: &str) -> Result<Box<dyn InboundVerifier>, String> {
-    Verifier::parse([secret]).map(|v| Box::new(v) as Box<dyn InboundVerifier>).map_err(|e| e.to_string())
+fn standard_webhooks(secrets: &[&str]) -> Result<Box<dyn InboundVerifier>, String> {
+    Verifier::parse(secrets).map(|v| Box::new(v) as Box<dyn InboundVerifier>).map_err(|e| e.to_string())
 }
 
 fn no_event_id(_: &dyn Fn(&str) -> Option<String>, _: &[u8]) -> Option<String> {
@@ -140,9 +143,10 @@ mod tests {
         for t in TYPES {
             if t.verifies() {
                 assert!(t.check_secret("").is_err(), "{}", t.name);
-                assert!(t.verifier(None).is_err(), "{}", t.name);
+                assert!(t.verifier(&[]).is_err(), "{}", t.name);
+                assert!(t.verifier(&[""]).is_err(), "{}", t.name);
             } else {
-                assert!(t.verifier(None).unwrap().is_none());
+                assert!(t.verifier(&[]).unwrap().is_none());
             }
         }
         assert!(find("svix").unwrap().check_secret("not base64!").is_err());
@@ -198,7 +202,7 @@ mod tests {
             let lookup = |name: &str| HEADERS.iter().position(|h| *h == name).map(|i| values[i].as_str());
             let owned = |name: &str| lookup(name).map(str::to_owned);
             for t in TYPES {
-                let verifier = t.verifier(Some("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")).unwrap();
+                let verifier = t.verifier(&["whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"]).unwrap();
                 if let Some(verifier) = verifier {
                     proptest::prop_assert!(verifier.verify(&body, &lookup, now).is_err());
                 }

@@ -71,6 +71,8 @@ pub(crate) async fn lock_event_ids(conn: &mut PgConnection, event_ids: &[&str]) 
 /// An application and the filter columns of its endpoints, as this transaction sees them.
 struct Target {
     app_id: AppId,
+    /// The hidden application of an ingest source: only its source's requests reach it.
+    is_source_app: bool,
     endpoints: Vec<Candidate>,
 }
 
@@ -120,6 +122,9 @@ impl Batch {
 
     async fn accept(&mut self, conn: &mut PgConnection, new: &NewMessage) -> Result<MessageOutcome, JobError> {
         let target = self.target(conn, new).await?;
+        if target.is_source_app && new.ingest_log.is_none() {
+            return Err(JobError::Rejected(StoreError::NotFound("application")));
+        }
         if let Some(event_id) = &new.message.event_id {
             let taken: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM messages WHERE app_id = $1 AND event_id = $2 AND created_at >= $3)",
@@ -149,6 +154,9 @@ impl Batch {
             .collect();
         endpoint_ids.sort_unstable();
         insert_message(conn, &message, due, &endpoint_ids, new.idempotency.as_ref()).await?;
+        if let Some(entry) = &new.ingest_log {
+            crate::ingest::insert_log(&mut *conn, entry).await?;
+        }
         let deliveries = endpoint_ids
             .into_iter()
             .map(|id| {
@@ -206,7 +214,8 @@ async fn resolve(conn: &mut PgConnection, key: &str) -> Result<Option<Target>, S
     macro_rules! resolve_sql {
         ($column:literal) => {
             concat!(
-                "SELECT a.id AS app_id, e.id AS endpoint_id, e.disabled, e.event_types, e.channels
+                "SELECT a.id AS app_id, e.id AS endpoint_id, e.disabled, e.event_types, e.channels,
+                        EXISTS (SELECT 1 FROM ingest_sources s WHERE s.app_id = a.id) AS is_source_app
                  FROM applications a LEFT JOIN endpoints e ON e.app_id = a.id
                  WHERE a.",
                 $column,
@@ -218,7 +227,11 @@ async fn resolve(conn: &mut PgConnection, key: &str) -> Result<Option<Target>, S
     let found = sqlx::query(sql).bind(key).fetch_all(conn).await.map_err(db)?;
     let Some(first) = found.first() else { return Ok(None) };
     let app_id: String = first.try_get("app_id").map_err(db)?;
-    let mut target = Target { app_id: AppId::try_from(app_id).map_err(internal)?, endpoints: Vec::new() };
+    let mut target = Target {
+        app_id: AppId::try_from(app_id).map_err(internal)?,
+        is_source_app: first.try_get("is_source_app").map_err(db)?,
+        endpoints: Vec::new(),
+    };
     for row in &found {
         if let Some(id) = row.try_get::<Option<String>, _>("endpoint_id").map_err(db)? {
             target.endpoints.push(Candidate {

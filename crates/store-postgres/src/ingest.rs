@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, SourceId,
-    ingest::{IngestLog, Source},
+    ingest::{IngestLog, PreviousSecret, Source},
     model::Application,
 };
 use herald_store::{Page, PageQuery, StoreError, StoreResult, TokenHash, TokenRotation};
@@ -27,7 +27,7 @@ pub(crate) use not_a_source_app;
 
 macro_rules! source_columns {
     () => {
-        "id, uid, name, kind, secret, app_id, metadata, created_at, updated_at"
+        "id, uid, name, kind, secret, old_secret, old_secret_expires_at, app_id, metadata, created_at, updated_at"
     };
 }
 
@@ -51,6 +51,13 @@ fn source(row: &PgRow) -> StoreResult<Source> {
         name: row.try_get("name").map_err(db)?,
         kind: row.try_get("kind").map_err(db)?,
         secret: row.try_get("secret").map_err(db)?,
+        previous_secret: match (
+            row.try_get::<Option<String>, _>("old_secret").map_err(db)?,
+            row.try_get::<Option<DateTime<Utc>>, _>("old_secret_expires_at").map_err(db)?,
+        ) {
+            (Some(key), Some(expires_at)) => Some(PreviousSecret { key, expires_at }),
+            _ => None,
+        },
         app_id: parse_id(row, "app_id")?,
         metadata: row.try_get::<Json<_>, _>("metadata").map_err(db)?.0,
         created_at: row.try_get("created_at").map_err(db)?,
@@ -96,13 +103,15 @@ pub(crate) async fn create(pool: &PgPool, source: &Source, app: &Application, to
     sqlx::query(concat!(
         "INSERT INTO ingest_sources (",
         source_columns!(),
-        ", token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ", token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     ))
     .bind(source.id.as_str())
     .bind(&source.uid)
     .bind(&source.name)
     .bind(&source.kind)
     .bind(&source.secret)
+    .bind(source.previous_secret.as_ref().map(|p| p.key.as_str()))
+    .bind(source.previous_secret.as_ref().map(|p| ms(p.expires_at)))
     .bind(source.app_id.as_str())
     .bind(Json(&source.metadata))
     .bind(ms(source.created_at))
@@ -149,7 +158,8 @@ pub(crate) async fn list(pool: &PgPool, page: &PageQuery) -> StoreResult<Page<So
 
 pub(crate) async fn update(executor: impl PgExecutor<'_>, s: &Source) -> StoreResult<()> {
     let done = sqlx::query(
-        "UPDATE ingest_sources SET uid = $2, name = $3, kind = $4, secret = $5, metadata = $6, updated_at = $7
+        "UPDATE ingest_sources SET uid = $2, name = $3, kind = $4, secret = $5, metadata = $6, updated_at = $7,
+             old_secret = $8, old_secret_expires_at = $9
          WHERE id = $1",
     )
     .bind(s.id.as_str())
@@ -159,6 +169,8 @@ pub(crate) async fn update(executor: impl PgExecutor<'_>, s: &Source) -> StoreRe
     .bind(&s.secret)
     .bind(Json(&s.metadata))
     .bind(ms(s.updated_at))
+    .bind(s.previous_secret.as_ref().map(|p| p.key.as_str()))
+    .bind(s.previous_secret.as_ref().map(|p| ms(p.expires_at)))
     .execute(executor)
     .await
     .map_err(db)?;

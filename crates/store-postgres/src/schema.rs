@@ -150,7 +150,8 @@ CREATE INDEX attempts_by_time ON attempts (created_at);
 "#,
     // Ingest sources: each owns a hidden application (its ingest endpoints and the
     // messages its verified requests become), reached by the hash of its URL token;
-    // a rotated-out token keeps working until `old_token_expires_at`. Messages keep
+    // a rotated-out token keeps working until `old_token_expires_at`, a replaced
+    // provider secret until `old_secret_expires_at`. Messages keep
     // the content type a provider sent, and each request to a source is logged.
     // Deleting the application deletes the source and its log with it.
     r#"
@@ -162,6 +163,8 @@ CREATE TABLE ingest_sources (
     name                 text NOT NULL,
     kind                 text NOT NULL,
     secret               text,
+    old_secret           text,
+    old_secret_expires_at timestamptz,
     app_id               text COLLATE "C" NOT NULL CONSTRAINT ingest_sources_app_key UNIQUE
                          CONSTRAINT ingest_sources_app_id_fkey REFERENCES applications ON DELETE CASCADE,
     token_hash           text NOT NULL CONSTRAINT ingest_sources_token_key UNIQUE,

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use herald_core::{
-    SourceId,
-    ingest::{IngestLog, Source},
+    AppId, SourceId,
+    ingest::{IngestLog, PreviousSecret, Source},
     model::Application,
 };
 use herald_store::{Page, PageQuery, StoreError, StoreResult, TokenHash, TokenRotation};
@@ -16,7 +16,8 @@ use crate::{
     rows::{db_err, ms, to_json},
 };
 
-pub const SOURCE_COLUMNS: &str = "id, uid, name, kind, secret, app_id, metadata, created_at, updated_at";
+pub const SOURCE_COLUMNS: &str =
+    "id, uid, name, kind, secret, old_secret, old_secret_expires_at, app_id, metadata, created_at, updated_at";
 const LOG_COLUMNS: &str = "id, source_id, status_code, error_text, msg_id, created_at";
 
 /// The condition that hides source applications from the applications API.
@@ -38,6 +39,10 @@ pub fn source(row: &Row<'_>) -> rusqlite::Result<Source> {
         name: row.get("name")?,
         kind: row.get("kind")?,
         secret: row.get("secret")?,
+        previous_secret: match (row.get::<_, Option<String>>("old_secret")?, row.get("old_secret_expires_at")?) {
+            (Some(key), Some(at)) => Some(PreviousSecret { key, expires_at: time(at)? }),
+            _ => None,
+        },
         app_id: row.get::<_, String>("app_id")?.try_into().map_err(conversion)?,
         metadata: serde_json::from_str(&metadata).map_err(conversion)?,
         created_at: time(row.get("created_at")?)?,
@@ -56,22 +61,25 @@ fn log(row: &Row<'_>) -> rusqlite::Result<IngestLog> {
     })
 }
 
+/// Whether `app` is a source's hidden application.
+pub fn is_source_app(conn: &Connection, app: &AppId) -> StoreResult<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM ingest_sources WHERE app_id = ?1)")
+        .and_then(|mut s| s.query_row([app.as_str()], |r| r.get::<_, bool>(0)))
+        .map_err(db_err("source"))
+}
+
 /// `app`, unless it is a source's hidden application.
 pub fn unless_hidden(conn: &Connection, app: Option<Application>) -> StoreResult<Option<Application>> {
     let Some(app) = app else { return Ok(None) };
-    let hidden = conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM ingest_sources WHERE app_id = ?1)")
-        .and_then(|mut s| s.query_row([app.id.as_str()], |r| r.get::<_, bool>(0)))
-        .map_err(db_err("source"))?;
-    Ok((!hidden).then_some(app))
+    Ok((!is_source_app(conn, &app.id)?).then_some(app))
 }
 
 pub fn create(conn: &Connection, source: &Source, app: &Application, token: &TokenHash) -> StoreResult<()> {
     insert_application(conn, app)?;
     conn.prepare_cached(
-        "INSERT INTO ingest_sources
-             (id, uid, name, kind, secret, app_id, token_hash, metadata, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO ingest_sources (id, uid, name, kind, secret, old_secret, old_secret_expires_at, app_id,
+             token_hash, metadata, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -80,6 +88,8 @@ pub fn create(conn: &Connection, source: &Source, app: &Application, token: &Tok
             source.name,
             source.kind,
             source.secret,
+            source.previous_secret.as_ref().map(|p| p.key.as_str()),
+            source.previous_secret.as_ref().map(|p| ms(p.expires_at)),
             source.app_id.as_str(),
             token.0,
             to_json(&source.metadata).map_err(conversion)?,
@@ -115,7 +125,8 @@ pub fn list(conn: &Connection, page: &PageQuery) -> StoreResult<Page<Source>> {
 pub fn update(conn: &Connection, s: &Source) -> StoreResult<()> {
     let n = conn
         .prepare_cached(
-            "UPDATE ingest_sources SET uid = ?2, name = ?3, kind = ?4, secret = ?5, metadata = ?6, updated_at = ?7
+            "UPDATE ingest_sources SET uid = ?2, name = ?3, kind = ?4, secret = ?5, metadata = ?6, updated_at = ?7,
+                 old_secret = ?8, old_secret_expires_at = ?9
              WHERE id = ?1",
         )
         .and_then(|mut st| {
@@ -126,7 +137,9 @@ pub fn update(conn: &Connection, s: &Source) -> StoreResult<()> {
                 s.kind,
                 s.secret,
                 to_json(&s.metadata).map_err(conversion)?,
-                ms(s.updated_at)
+                ms(s.updated_at),
+                s.previous_secret.as_ref().map(|p| p.key.as_str()),
+                s.previous_secret.as_ref().map(|p| ms(p.expires_at)),
             ])
         })
         .map_err(db_err("a source with this uid"))?;

@@ -39,6 +39,9 @@ pub fn create(conn: &Connection, new: NewMessage, now: DateTime<Utc>) -> StoreRe
             app
         }
     };
+    if new.ingest_log.is_none() && crate::ingest::is_source_app(conn, &app.id)? {
+        return Err(StoreError::NotFound("application"));
+    }
     let mut message = new.message;
     message.app_id = app.id.clone();
     if let Some(event_id) = &message.event_id {
@@ -55,6 +58,9 @@ pub fn create(conn: &Connection, new: NewMessage, now: DateTime<Utc>) -> StoreRe
     if let Some(idem) = new.idempotency {
         // The response is known before the commit, so the key is written completed.
         insert_key(conn, &idem.key, Some(&idem.response), now, idem.expires_at)?;
+    }
+    if let Some(entry) = &new.ingest_log {
+        crate::ingest::insert_log(conn, entry)?;
     }
     Ok(MessageOutcome::Created { message, deliveries })
 }

@@ -127,7 +127,8 @@ CREATE INDEX attempts_by_time ON attempts (created_at);
 "#,
     // Ingest sources: each owns a hidden application (its ingest endpoints and the
     // messages its verified requests become), reached by the hash of its URL token;
-    // a rotated-out token keeps working until `old_token_expires_at`. Messages keep
+    // a rotated-out token keeps working until `old_token_expires_at`, a replaced
+    // provider secret until `old_secret_expires_at`. Messages keep
     // the content type a provider sent, and each request to a source is logged.
     r#"
 ALTER TABLE messages ADD COLUMN content_type TEXT;
@@ -138,6 +139,8 @@ CREATE TABLE ingest_sources (
     name                 TEXT NOT NULL,
     kind                 TEXT NOT NULL,
     secret               TEXT,
+    old_secret           TEXT,
+    old_secret_expires_at INTEGER,
     app_id               TEXT NOT NULL UNIQUE,
     token_hash           TEXT NOT NULL UNIQUE,
     old_token_hash       TEXT UNIQUE,

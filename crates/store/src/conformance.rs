@@ -107,6 +107,7 @@ pub fn message(app_key: &str, event_type: &str, channels: Option<&[&str]>) -> Ne
         },
         idempotency: None,
         event_id_since: now - Duration::hours(24),
+        ingest_log: None,
     }
 }
 

@@ -100,6 +100,10 @@ pub struct NewMessage {
     pub idempotency: Option<IdempotencyWrite>,
     /// Messages of the same app with the same `eventId` created after this conflict.
     pub event_id_since: DateTime<Utc>,
+    /// For a request received on an ingest source: its log entry, committed with the
+    /// message (and not written when the message is refused). Only such requests reach
+    /// a source's hidden application; without one it is `NotFound`.
+    pub ingest_log: Option<IngestLog>,
 }
 
 /// What happened to a [`NewMessage`].

@@ -284,7 +284,14 @@ pub(crate) async fn create(
         response: StoredResponse { status: StatusCode::ACCEPTED.as_u16(), body: body.clone() },
         expires_at: idempotency::expires_at(now),
     });
-    let new = NewMessage { app_key, create_app, message, idempotency, event_id_since: now - EVENT_ID_WINDOW };
+    let new = NewMessage {
+        app_key,
+        create_app,
+        message,
+        idempotency,
+        event_id_since: now - EVENT_ID_WINDOW,
+        ingest_log: None,
+    };
     match ctx.store.create_message(new).await? {
         MessageOutcome::Created { .. } => {
             ctx.metrics.messages_accepted(1);

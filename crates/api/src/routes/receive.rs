@@ -7,7 +7,14 @@
 //! in one group-committed transaction that also decides dedupe (the provider's event
 //! id as the message's `eventId`, unique within the configured window). The provider
 //! gets its 2xx after that commit; the dispatcher forwards the message like any other.
-//! Every request that names a source, accepted or not, leaves an entry in its log.
+//! Every request that names a source, accepted or not, leaves an entry in its log (an
+//! accepted one in the same transaction as its message).
+
+use std::{
+    collections::HashMap,
+    sync::RwLock,
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::Body,
@@ -31,6 +38,57 @@ pub const INGEST_EVENT_TYPE: &str = "ingest.received";
 const MAX_CONTENT_TYPE_LEN: usize = 256;
 /// What a rejected provider is told; the reason is in the source's log, not here.
 const REJECTED: &str = "the request's signature could not be verified";
+/// How long a source found by its token is reused without asking the store. A change
+/// made on this node clears the cache at once; other nodes see it within this time.
+const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Beyond this many cached sources the cache starts over, bounding memory.
+const CACHE_MAX: usize = 10_000;
+
+/// Sources by the hash of their URL token, so a provider's steady stream costs no
+/// store read per request. Only found sources are kept: an unknown token always asks.
+#[derive(Default)]
+pub(crate) struct SourceCache {
+    entries: RwLock<HashMap<String, (Source, Instant)>>,
+}
+
+impl SourceCache {
+    fn get(&self, hash: &str, now: Instant) -> Option<Source> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries.get(hash).filter(|(_, until)| *until > now).map(|(source, _)| source.clone())
+    }
+
+    fn put(&self, hash: String, source: Source, now: Instant) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= CACHE_MAX {
+            entries.retain(|_, (_, until)| *until > now);
+            if entries.len() >= CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, (source, now + CACHE_TTL));
+    }
+
+    /// Forgets every source: called after any change to a source on this node.
+    pub(crate) fn clear(&self) {
+        self.entries.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// The source whose URL carries `token`, from the cache or the store.
+async fn find_source(ctx: &Shared, token: &str, now: DateTime<Utc>) -> Result<Source, ApiError> {
+    let hash = hash_token(token);
+    let instant = Instant::now();
+    if let Some(source) = ctx.sources.get(&hash, instant) {
+        return Ok(source);
+    }
+    let source = ctx
+        .store
+        .find_source_by_token(&TokenHash(hash.clone()), now)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no ingest source has this URL".to_owned()))?;
+    ctx.sources.put(hash, source.clone(), instant);
+    Ok(source)
+}
 
 /// The route of ingest URLs.
 pub(crate) const PATH: &str = "/ingest/{token}";
@@ -51,11 +109,7 @@ pub(crate) async fn receive(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let now = ctx.now();
-    let source = ctx
-        .store
-        .find_source_by_token(&TokenHash(hash_token(&token)), now)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no ingest source has this URL".to_owned()))?;
+    let source = find_source(&ctx, &token, now).await?;
     let body = match read_body(body).await {
         Ok(body) => body,
         Err(err) => {
@@ -81,7 +135,7 @@ pub(crate) async fn receive(
 /// Why it is rejected; a source whose type or secret cannot verify rejects everything.
 fn verify(source: &Source, headers: &HeaderMap, body: &[u8], now: DateTime<Utc>) -> Result<(), String> {
     let kind = source_types::find(&source.kind).ok_or("the source's type is not supported")?;
-    let Some(verifier) = kind.verifier(source.secret.as_deref())? else { return Ok(()) };
+    let Some(verifier) = kind.verifier(&source.secrets_at(now))? else { return Ok(()) };
     let lookup = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     verifier.verify(body, &lookup, now.timestamp()).map_err(|e| e.to_string())
 }
@@ -101,8 +155,11 @@ async fn accept(
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() <= MAX_CONTENT_TYPE_LEN)
         .map(str::to_owned);
+    let id = MessageId::generate(now, &mut rand::rng());
+    // The log entry of an accepted request commits with its message: one commit, not two.
+    let accepted = log_entry(source, now, StatusCode::NO_CONTENT, format!("accepted as {id}"), Some(id.clone()));
     let message = Message {
-        id: MessageId::generate(now, &mut rand::rng()),
+        id,
         app_id: source.app_id.clone(),
         event_id: event_id.clone(),
         event_type: INGEST_EVENT_TYPE.to_owned(),
@@ -120,12 +177,11 @@ async fn accept(
         message,
         idempotency: None,
         event_id_since: now - ctx.config.ingest_dedup_window,
+        ingest_log: Some(accepted),
     };
     match ctx.store.create_message(new).await {
-        Ok(MessageOutcome::Created { message, deliveries }) => {
+        Ok(MessageOutcome::Created { .. }) => {
             ctx.metrics.messages_accepted(1);
-            let text = format!("accepted as {}, forwarding to {} endpoint(s)", message.id, deliveries.len());
-            record(ctx, source, now, StatusCode::NO_CONTENT, text, Some(message.id)).await;
             Ok(StatusCode::NO_CONTENT)
         }
         // Without an idempotency key or an inline application, the only conflict is
@@ -139,12 +195,31 @@ async fn accept(
             Ok(StatusCode::NO_CONTENT)
         }
         Ok(MessageOutcome::Replayed(_)) => Err(ApiError::Internal("an ingest message was replayed".into())),
+        // The source was deleted (on another node) since it was cached.
+        Err(StoreError::NotFound(_)) => Err(ApiError::NotFound("no ingest source has this URL".to_owned())),
         Err(err) => Err(err.into()),
     }
 }
 
-/// Appends to the source's log. A failure here is only reported: the provider's
-/// answer depends on what happened to its request, not on the log.
+fn log_entry(
+    source: &Source,
+    now: DateTime<Utc>,
+    status: StatusCode,
+    error_text: String,
+    msg_id: Option<MessageId>,
+) -> IngestLog {
+    IngestLog {
+        id: IngestLogId::generate(now, &mut rand::rng()),
+        source_id: source.id.clone(),
+        status_code: status.as_u16(),
+        error_text,
+        msg_id,
+        created_at: now,
+    }
+}
+
+/// Appends to the source's log a request that stored nothing. A failure here is only
+/// reported: the provider's answer depends on what happened to its request, not on the log.
 async fn record(
     ctx: &Shared,
     source: &Source,
@@ -153,14 +228,7 @@ async fn record(
     error_text: String,
     msg_id: Option<MessageId>,
 ) {
-    let entry = IngestLog {
-        id: IngestLogId::generate(now, &mut rand::rng()),
-        source_id: source.id.clone(),
-        status_code: status.as_u16(),
-        error_text,
-        msg_id,
-        created_at: now,
-    };
+    let entry = log_entry(source, now, status, error_text, msg_id);
     if let Err(err) = ctx.store.record_ingest_log(entry).await {
         tracing::warn!(source.id = %source.id, error = %err, "could not record an ingest log entry");
     }

@@ -38,6 +38,8 @@ use crate::{
 
 /// How long the URL in use before a rotation keeps working, as Svix documents.
 const OLD_TOKEN_GRACE: TimeDelta = TimeDelta::hours(48);
+/// How long a replaced provider secret is still accepted, as for endpoint secrets.
+const OLD_SECRET_GRACE: TimeDelta = TimeDelta::hours(24);
 
 /// The type-specific settings of a source: the provider's signing secret.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -263,6 +265,7 @@ async fn create_source(ctx: &Shared, input: IngestSourceIn, uid: Option<String>)
         name: input.name,
         kind: input.kind,
         secret: input.config.and_then(|c| c.secret),
+        previous_secret: None,
         app_id,
         metadata: input.metadata,
         created_at: now,
@@ -319,8 +322,8 @@ pub(crate) async fn get(
     Ok(axum::Json(source_out(load_source(&ctx, &auth, &source_id).await?, None)))
 }
 
-/// Upsert Ingest Source: replaces the source the key names (its URL stays), or creates
-/// one whose `uid` is the key.
+/// Upsert Ingest Source: replaces the source the key names (its URL stays, and a replaced
+/// secret is still accepted for 24 hours), or creates one whose `uid` is the key.
 #[utoipa::path(put, path = "/ingest/api/v1/source/{source_id}", operation_id = "v1.ingest.source.upsert", tag = "Ingest Source",
     params(("source_id" = String, Path, description = "The Source's ID or UID.")),
     request_body = IngestSourceIn,
@@ -340,16 +343,20 @@ pub(crate) async fn upsert(
     };
     let (out, created) = match existing {
         Some(source) => {
-            let updated = Source {
+            let now = ctx.now();
+            let mut updated = Source {
                 uid: input.uid,
                 name: input.name,
                 kind: input.kind,
-                secret: input.config.and_then(|c| c.secret),
                 metadata: input.metadata,
-                updated_at: ctx.now(),
+                updated_at: now,
                 ..source
             };
-            (source_out(ctx.store.update_source(updated).await?, None), false)
+            // The provider may still sign with the old secret while it rolls the new one out.
+            updated.replace_secret(input.config.and_then(|c| c.secret), now + OLD_SECRET_GRACE);
+            let saved = ctx.store.update_source(updated).await;
+            ctx.sources.clear();
+            (source_out(saved?, None), false)
         }
         None => {
             let mut uid = Checker::default();
@@ -384,7 +391,9 @@ pub(crate) async fn patch(
         source.metadata = metadata;
     }
     source.updated_at = ctx.now();
-    Ok(axum::Json(source_out(ctx.store.update_source(source).await?, None)))
+    let saved = ctx.store.update_source(source).await;
+    ctx.sources.clear();
+    Ok(axum::Json(source_out(saved?, None)))
 }
 
 /// Delete Ingest Source, with its endpoints, messages and log.
@@ -397,7 +406,9 @@ pub(crate) async fn delete(
     Keys(source_id): Keys<String>,
 ) -> Result<StatusCode, ApiError> {
     let source = load_source(&ctx, &auth, &source_id).await?;
-    ctx.store.delete_source(&source.id).await?;
+    let deleted = ctx.store.delete_source(&source.id).await;
+    ctx.sources.clear();
+    deleted?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -416,7 +427,9 @@ pub(crate) async fn rotate_token(
     let source = load_source(&ctx, &auth, &source_id).await?;
     let token = new_token();
     let rotation = TokenRotation { new: TokenHash(hash_token(&token)), old_valid_until: ctx.now() + OLD_TOKEN_GRACE };
-    ctx.store.rotate_source_token(&source.id, rotation).await?;
+    let rotated = ctx.store.rotate_source_token(&source.id, rotation).await;
+    ctx.sources.clear();
+    rotated?;
     Ok(axum::Json(RotateTokenOut { ingest_url: ingest_url(&ctx, &token) }))
 }
 

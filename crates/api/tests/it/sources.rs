@@ -153,6 +153,8 @@ async fn ingest_endpoints_live_under_their_source(backend: Backend) {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (_, apps) = app.get("/api/v1/app").await;
     assert_eq!(apps["data"], json!([]));
+    let (status, body) = app.post(&format!("/api/v1/app/{hidden}/msg"), json!({"eventType": "x", "payload": {}})).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 
     let (status, _) = app.delete(&format!("{base}/billing")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);

@@ -5,10 +5,16 @@
 //! with the `hmac` crate, Standard Webhooks with the official `svix` crate), never
 //! with Herald's own signing code.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
 
 use base64::Engine as _;
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use herald_store::{Order, PageQuery};
 use herald_testkit::{Backend, Receiver, TestApp, backends, poll_until, wait_until};
 use hmac::{Hmac, Mac as _};
@@ -147,6 +153,14 @@ async fn a_stripe_event_is_stored_forwarded_byte_for_byte_and_its_retry_is_not(b
     assert_eq!(got.len(), 2, "the retry was not forwarded: {ids:?}");
     assert!(ids.contains(&json!("evt_1")) && ids.contains(&json!("evt_2")), "{ids:?}");
     assert_eq!(setup.stored(&source).await, 2);
+    // Each forward is an ordinary delivery, with its attempt in the log.
+    let hidden = setup.app.store.get_source(&source).await.unwrap().app_id;
+    let page = PageQuery::first(10, Order::Ascending);
+    for message in setup.app.store.list_messages(&hidden, &Default::default(), &page).await.unwrap().items {
+        let attempts = setup.app.store.list_message_attempts(&hidden, &message.id).await.unwrap();
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+        assert_eq!(attempts[0].response_status_code, 200);
+    }
 
     let log = setup.log(&source).await;
     let texts: Vec<&str> = log.iter().map(|e| e["error_text"].as_str().unwrap()).collect();
@@ -280,12 +294,16 @@ async fn a_generic_source_forwards_without_verifying_and_limits_still_apply(back
     let (status, answer) = setup.receive(&url, &[], &"x".repeat(4096)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
     assert_eq!(answer["code"], "payload_too_large");
+    let binary = setup.app.http.post(&url).body(vec![0xff_u8, 0xfe, 0x00, 0x80]).send().await.unwrap();
+    assert_eq!(binary.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "bodies are kept as text");
     let (status, answer) = setup.receive(&setup.app.url("/ingest/not-a-token"), &[], "{}").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
     assert_eq!(answer["code"], "not_found");
     setup.drained().await;
     assert_eq!(setup.stored(&source).await, 1);
     assert_eq!(setup.receiver.requests().len(), 1);
+    let statuses: Vec<Value> = setup.log(&source).await.iter().map(|e| e["status_code"].clone()).collect();
+    assert!(statuses.contains(&json!(204)) && statuses.contains(&json!(415)), "{statuses:?}");
 }
 
 #[backends]
@@ -307,5 +325,78 @@ async fn a_rotated_token_gives_a_new_url_and_the_old_one_keeps_working(backend: 
     })
     .await;
     assert!(log.iter().all(|e| e["status_code"] == 204));
+    setup.drained().await;
+
+    // Both URLs were just used (and cached); deleting the source closes them at once.
+    let (status, _) = setup.call("DELETE", &format!("/ingest/api/v1/source/{source}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for url in [new_url, old_url.as_str()] {
+        let (status, answer) = setup.receive(url, &[], "{}").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    }
+}
+
+#[backends]
+async fn a_retry_after_the_dedupe_window_is_stored_again(backend: Backend) {
+    let offset_secs = Arc::new(AtomicI64::new(0));
+    let offset = offset_secs.clone();
+    let setup = Setup::with(
+        TestApp::builder()
+            .backend(backend)
+            .allow_loopback()
+            .clock(Arc::new(move || Utc::now() + TimeDelta::seconds(offset.load(Ordering::SeqCst))))
+            .config(|c| c.api.ingest_dedup_window = Duration::from_secs(3600)),
+    )
+    .await;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let (source, url) = setup.source("svix", Some(secret)).await;
+    let body = r#"{"type":"user.created"}"#;
+    // Signed at Herald's (moved) clock, so only the dedupe window decides.
+    let send = |at: i64| {
+        let signature = svix::webhooks::Webhook::new(secret).unwrap().sign("msg_same", at, body.as_bytes()).unwrap();
+        let ts = at.to_string();
+        let setup = &setup;
+        let url = url.clone();
+        async move {
+            let headers =
+                [("webhook-id", "msg_same"), ("webhook-timestamp", ts.as_str()), ("webhook-signature", &signature)];
+            setup.receive(&url, &headers, body).await.0
+        }
+    };
+    let now = Utc::now().timestamp();
+    assert_eq!(send(now).await, StatusCode::NO_CONTENT);
+    // Forwarded and recorded before the clock jumps, so no lease expires mid-send.
+    setup.receiver.wait_for(1, DEADLINE).await;
+    setup.drained().await;
+    offset_secs.store(1800, Ordering::SeqCst);
+    assert_eq!(send(now + 1800).await, StatusCode::NO_CONTENT);
+    assert_eq!(setup.stored(&source).await, 1, "a retry within the window is not stored");
+    offset_secs.store(7200, Ordering::SeqCst);
+    assert_eq!(send(now + 7200).await, StatusCode::NO_CONTENT);
+    assert_eq!(setup.stored(&source).await, 2, "past the window the same id is a new event");
+    setup.receiver.wait_for(2, DEADLINE).await;
+    setup.drained().await;
+    let forwarded: std::collections::BTreeSet<String> =
+        setup.receiver.requests().iter().filter_map(|r| r.header("webhook-id").map(str::to_owned)).collect();
+    assert_eq!(forwarded.len(), 2, "two distinct messages were forwarded");
+}
+
+#[backends]
+async fn after_a_secret_change_the_old_secret_is_still_accepted(backend: Backend) {
+    let setup = Setup::start(backend).await;
+    let (source, url) = setup.source("stripe", Some(STRIPE_SECRET)).await;
+    let change = json!({"name": "stripe source", "type": "stripe", "config": {"secret": "whsec_rolled"}});
+    let (status, body) = setup.call("PUT", &format!("/ingest/api/v1/source/{source}"), Some(change)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let now = Utc::now().timestamp();
+    for (n, secret) in [STRIPE_SECRET, "whsec_rolled"].into_iter().enumerate() {
+        let body = format!(r#"{{"id":"evt_roll_{n}"}}"#);
+        let signature = stripe_signature(secret, now, &body);
+        let (status, _) = setup.receive(&url, &[("Stripe-Signature", signature.as_str())], &body).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "signed with {secret}");
+    }
+    let stranger = stripe_signature("whsec_stranger", now, "{}");
+    assert_eq!(setup.receive(&url, &[("Stripe-Signature", stranger.as_str())], "{}").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(setup.receiver.wait_for(2, DEADLINE).await.len(), 2);
     setup.drained().await;
 }

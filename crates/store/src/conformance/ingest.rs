@@ -1,6 +1,7 @@
 //! Conformance cases for ingest sources: the source and its hidden application, URL
 //! tokens and their rotation, the request log and its sweep, and deduplication of
-//! provider retries through `eventId` under concurrency. Backends run them with
+//! provider retries through `eventId` under concurrency, each stored request's log
+//! entry committed with it. Backends run them with
 //! [`crate::ingest_conformance_tests!`].
 
 use std::collections::BTreeMap;
@@ -51,6 +52,7 @@ pub fn source(uid: Option<&str>) -> (Source, Application) {
         name: "Stripe production".into(),
         kind: "stripe".into(),
         secret: Some("whsec_test".into()),
+        previous_secret: None,
         app_id,
         metadata: BTreeMap::from([("team".to_owned(), "billing".to_owned())]),
         created_at: at,
@@ -96,7 +98,8 @@ pub async fn sources_round_trip(store: DynStore) {
     changed.name = "renamed".into();
     changed.uid = None;
     changed.kind = "github".into();
-    changed.secret = Some("gh-secret".into());
+    changed.replace_secret(Some("gh-secret".into()), herald_core::to_millis(Utc::now()) + Duration::hours(24));
+    assert!(changed.previous_secret.is_some());
     store.update_source(changed.clone()).await.unwrap();
     assert_eq!(store.get_source(s.id.as_str()).await.unwrap(), changed);
     assert!(matches!(store.get_source("stripe-prod").await, Err(StoreError::NotFound(_))));
@@ -123,7 +126,13 @@ pub async fn source_applications_are_hidden_but_take_messages(store: DynStore) {
 
     let ep = store.create_endpoint(endpoint(&s.app_id, None, None)).await.unwrap();
     assert_eq!(store.get_endpoint(&s.app_id, ep.id.as_str()).await.unwrap(), ep);
+    let plain = message(s.app_id.as_str(), "ingest", None);
+    assert!(
+        matches!(store.create_message(plain).await, Err(StoreError::NotFound(_))),
+        "only its source's requests reach a hidden application"
+    );
     let mut m = message(s.app_id.as_str(), "ingest", None);
+    m.ingest_log = Some(log_entry(&s.id, 204, now()));
     m.message.content_type = Some("application/x-www-form-urlencoded".into());
     m.message.payload = Some("a=1&b=%C3%A9".into());
     let (stored, deliveries) = created(store.create_message(m).await.unwrap());
@@ -206,6 +215,7 @@ pub async fn concurrent_retries_of_one_event_store_it_once(store: DynStore) {
             let store = store.clone();
             let mut m = message(s.app_id.as_str(), "ingest", None);
             m.message.event_id = Some("evt_1NG8Du2eZvKYlo2CUI79vXWy".into());
+            m.ingest_log = Some(IngestLog { msg_id: Some(m.message.id.clone()), ..log_entry(&s.id, 204, now()) });
             tokio::spawn(async move { store.create_message(m).await })
         })
         .collect();
@@ -221,14 +231,18 @@ pub async fn concurrent_retries_of_one_event_store_it_once(store: DynStore) {
     let all = PageQuery::first(50, crate::Order::Ascending);
     let page = store.list_messages(&s.app_id, &crate::MessageFilter::default(), &all).await.unwrap();
     assert_eq!(page.items.len(), 1);
+    let logs = store.list_ingest_logs(&s.id, &all).await.unwrap();
+    assert_eq!(logs.items.len(), 1, "only the stored request's log entry is written with it");
+    assert_eq!(logs.items[0].msg_id.as_ref(), Some(&page.items[0].id));
 }
 
 pub async fn deleting_a_source_removes_its_data(store: DynStore) {
     let (s, a) = source(None);
     store.create_source(s.clone(), a, token("one")).await.unwrap();
     let ep = store.create_endpoint(endpoint(&s.app_id, None, None)).await.unwrap();
-    let (m, _) = created(store.create_message(message(s.app_id.as_str(), "ingest", None)).await.unwrap());
-    store.record_ingest_log(log_entry(&s.id, 204, now())).await.unwrap();
+    let mut received = message(s.app_id.as_str(), "ingest", None);
+    received.ingest_log = Some(log_entry(&s.id, 204, now()));
+    let (m, _) = created(store.create_message(received).await.unwrap());
     store.delete_source(&s.id).await.unwrap();
     assert!(matches!(store.get_endpoint(&s.app_id, ep.id.as_str()).await, Err(StoreError::NotFound(_))));
     assert!(matches!(store.get_message(&s.app_id, m.id.as_str()).await, Err(StoreError::NotFound(_))));

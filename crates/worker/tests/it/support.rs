@@ -186,6 +186,7 @@ impl Harness {
             },
             idempotency: None,
             event_id_since: now - TimeDelta::hours(24),
+            ingest_log: None,
         };
         let MessageOutcome::Created { message, .. } = self.store.create_message(new).await.expect("create message")
         else {
