@@ -38,7 +38,7 @@ use herald_core::{
     model::{Application, Attempt, Delivery, Endpoint, EventType, Message},
 };
 use herald_store::{
-    AttemptResult, ClaimedDelivery, ConsumerKey, EventFilter, EventPage, IdempotencyClaim, MessageFilter,
+    AppFilter, AttemptResult, ClaimedDelivery, ConsumerKey, EventFilter, EventPage, IdempotencyClaim, MessageFilter,
     MessageOutcome, NewMessage, Page, PageQuery, Position, QueueDepth, RetentionSwept, Store, StoreError, StoreResult,
     StoredResponse, TokenHash, TokenRecord, TokenRotation,
 };
@@ -227,13 +227,20 @@ impl Store for PostgresStore {
         ingest::find_visible_application(&self.pool, key).await.and_then(found("application"))
     }
 
-    async fn list_applications(&self, page: &PageQuery) -> StoreResult<Page<Application>> {
-        let query = QueryBuilder::<Postgres>::new(concat!(
+    async fn list_applications(&self, filter: AppFilter, page: &PageQuery) -> StoreResult<Page<Application>> {
+        let mut query = QueryBuilder::<Postgres>::new(concat!(
             "SELECT ",
             rows::app_columns!(),
             " FROM applications WHERE ",
             ingest::not_a_source_app!()
         ));
+        const ENDPOINT: &str = "SELECT 1 FROM endpoints e WHERE e.app_id = applications.id";
+        if filter.exclude_without_endpoints {
+            query.push(format_args!(" AND EXISTS ({ENDPOINT})"));
+        }
+        if filter.exclude_only_disabled_endpoints {
+            query.push(format_args!(" AND (NOT EXISTS ({ENDPOINT}) OR EXISTS ({ENDPOINT} AND NOT e.disabled))"));
+        }
         resources::page(&self.pool, query, "id", page, rows::application).await
     }
 

@@ -25,7 +25,7 @@ use herald_core::{
     model::{Application, Attempt, Delivery, Endpoint, EventType, Message},
 };
 use herald_store::{
-    AttemptResult, ClaimedDelivery, ConsumerKey, EventFilter, EventPage, IdempotencyClaim, MessageFilter,
+    AppFilter, AttemptResult, ClaimedDelivery, ConsumerKey, EventFilter, EventPage, IdempotencyClaim, MessageFilter,
     MessageOutcome, NewMessage, Page, PageQuery, Position, QueueDepth, RetentionSwept, Store, StoreError, StoreResult,
     StoredResponse, TokenHash, TokenRecord, TokenRotation,
 };
@@ -108,9 +108,16 @@ impl Store for SqliteStore {
             .and_then(found("application"))
     }
 
-    async fn list_applications(&self, page: &PageQuery) -> StoreResult<Page<Application>> {
+    async fn list_applications(&self, filter: AppFilter, page: &PageQuery) -> StoreResult<Page<Application>> {
         let page = page.clone();
-        let sql = format!("SELECT {} FROM applications WHERE {}", rows::APP_COLUMNS, ingest::NOT_A_SOURCE_APP);
+        let mut sql = format!("SELECT {} FROM applications WHERE {}", rows::APP_COLUMNS, ingest::NOT_A_SOURCE_APP);
+        let endpoint = "SELECT 1 FROM endpoints e WHERE e.app_id = applications.id";
+        if filter.exclude_without_endpoints {
+            sql.push_str(&format!(" AND EXISTS ({endpoint})"));
+        }
+        if filter.exclude_only_disabled_endpoints {
+            sql.push_str(&format!(" AND (NOT EXISTS ({endpoint}) OR EXISTS ({endpoint} AND e.disabled = 0))"));
+        }
         self.engine.read(move |c| resources::page(c, &sql, vec![], "id", &page, rows::application)).await
     }
 

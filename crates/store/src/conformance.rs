@@ -15,8 +15,8 @@ pub mod ingest;
 pub mod maintenance;
 
 use crate::{
-    AttemptResult, Cursor, Direction, DynStore, IdempotencyClaim, IdempotencyWrite, MessageFilter, MessageOutcome,
-    NewMessage, NextStep, Order, PageQuery, StoreError, StoredResponse,
+    AppFilter, AttemptResult, Cursor, Direction, DynStore, IdempotencyClaim, IdempotencyWrite, MessageFilter,
+    MessageOutcome, NewMessage, NextStep, Order, PageQuery, StoreError, StoredResponse,
 };
 
 /// Expands to one `#[tokio::test]` per conformance case; `$make` is an async
@@ -26,7 +26,7 @@ use crate::{
 macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@cases $make;
-            applications_round_trip, application_uid_is_unique, pages_walk_both_ways,
+            applications_round_trip, application_uid_is_unique, pages_walk_both_ways, application_list_filters,
             event_types_round_trip, endpoints_are_scoped_to_their_app, message_fans_out_to_matching_endpoints,
             message_idempotency_replays_without_writing, event_id_conflicts_within_window,
             idempotency_claims_are_exclusive, concurrent_messages_all_commit, message_filters,
@@ -161,7 +161,7 @@ pub async fn pages_walk_both_ways(store: DynStore) {
         let mut query = PageQuery::first(7, order);
         let mut pages = Vec::new();
         loop {
-            let page = store.list_applications(&query).await.unwrap();
+            let page = store.list_applications(AppFilter::default(), &query).await.unwrap();
             seen.extend(page.items.iter().map(|a| a.id.clone()));
             let last = page.items.last().map(|a| a.id.to_string());
             pages.push(page.items.iter().map(|a| a.id.clone()).collect::<Vec<_>>());
@@ -177,7 +177,7 @@ pub async fn pages_walk_both_ways(store: DynStore) {
         back.extend(pages.last().unwrap().iter().rev().cloned());
         loop {
             let q = PageQuery { limit: 7, cursor: Some(Cursor { key: first, direction: Direction::Prev }), order };
-            let page = store.list_applications(&q).await.unwrap();
+            let page = store.list_applications(AppFilter::default(), &q).await.unwrap();
             back.extend(page.items.iter().rev().map(|a| a.id.clone()));
             if page.done {
                 break;
@@ -487,6 +487,34 @@ pub async fn attempts_move_deliveries_on(store: DynStore) {
         .unwrap();
     assert!(store.get_endpoint(&a.id, ep.id.as_str()).await.unwrap().disabled);
     assert_eq!(store.list_deliveries(&a.id, &m2.id).await.unwrap()[0].status, DeliveryStatus::Fail);
+}
+
+/// `list_applications` leaves out, when asked, applications without endpoints and
+/// those whose endpoints are all disabled.
+pub async fn application_list_filters(store: DynStore) {
+    let mut add = Vec::new();
+    for name in ["none", "enabled", "disabled", "mixed"] {
+        add.push(store.create_application(app(name, None)).await.unwrap());
+    }
+    let off = |app: &Application| Endpoint { disabled: true, ..endpoint(&app.id, None, None) };
+    store.create_endpoint(endpoint(&add[1].id, None, None)).await.unwrap();
+    store.create_endpoint(off(&add[2])).await.unwrap();
+    store.create_endpoint(off(&add[3])).await.unwrap();
+    store.create_endpoint(endpoint(&add[3].id, None, None)).await.unwrap();
+    let names = |exclude_without_endpoints, exclude_only_disabled_endpoints| {
+        let store = store.clone();
+        let filter = AppFilter { exclude_without_endpoints, exclude_only_disabled_endpoints };
+        async move {
+            let page = store.list_applications(filter, &PageQuery::first(50, Order::Ascending)).await.unwrap();
+            let mut names: Vec<_> = page.items.into_iter().map(|a| a.name).collect();
+            names.sort();
+            names
+        }
+    };
+    assert_eq!(names(false, false).await, ["disabled", "enabled", "mixed", "none"]);
+    assert_eq!(names(true, false).await, ["disabled", "enabled", "mixed"]);
+    assert_eq!(names(false, true).await, ["enabled", "mixed", "none"]);
+    assert_eq!(names(true, true).await, ["enabled", "mixed"]);
 }
 
 /// A result recorded after its lease stopped holding is logged but leaves the

@@ -153,6 +153,16 @@ pub struct AttemptResult {
     pub lease_until: DateTime<Utc>,
 }
 
+/// Filters for listing applications.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppFilter {
+    /// Leave out applications without any endpoint.
+    pub exclude_without_endpoints: bool,
+    /// Leave out applications whose endpoints are all disabled (those without any
+    /// endpoint stay).
+    pub exclude_only_disabled_endpoints: bool,
+}
+
 /// Filters for listing messages.
 #[derive(Debug, Clone, Default)]
 pub struct MessageFilter {
@@ -183,7 +193,7 @@ pub trait Store: Send + Sync + 'static {
     /// `NotFound` here (and absent from lists): only its source reaches it.
     async fn get_application(&self, key: &str) -> StoreResult<Application>;
     /// A page of applications, ordered by id, without the hidden ones of sources.
-    async fn list_applications(&self, page: &PageQuery) -> StoreResult<Page<Application>>;
+    async fn list_applications(&self, filter: AppFilter, page: &PageQuery) -> StoreResult<Page<Application>>;
     /// Replaces an application's fields (matched by id); `Conflict` if its `uid` is taken.
     async fn update_application(&self, app: Application) -> StoreResult<Application>;
     /// Deletes an application and everything under it.

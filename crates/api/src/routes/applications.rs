@@ -14,7 +14,7 @@ use herald_core::{
     model::Application,
     validate::{self, Checker},
 };
-use herald_store::{Order, StoreError};
+use herald_store::{AppFilter, Order, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -137,6 +137,9 @@ fn new_application(ctx: &Shared, input: ApplicationIn, uid: Option<String>) -> A
 /// List Applications.
 #[utoipa::path(get, path = "/api/v1/app", operation_id = "v1.application.list", tag = "Application",
     params(
+        ("exclude_apps_with_no_endpoints" = Option<bool>, Query, description = "Exclude applications that have no endpoints. Default is false."),
+        ("exclude_apps_with_disabled_endpoints" = Option<bool>, Query, description = "Exclude applications that have only disabled endpoints. Default is false."),
+        ("exclude_apps_with_svix_play_endpoints" = Option<bool>, Query, description = "Accepted for compatibility: Herald has no Svix Play endpoints, so it excludes nothing."),
         ("limit" = Option<u64>, Query, description = "Limit the number of returned items", minimum = 1, maximum = 250),
         ("iterator" = Option<String>, Query, description = "The iterator returned from a prior invocation"),
         ("order" = Option<crate::openapi::Ordering>, Query, description = "The sorting order of the returned items"),
@@ -149,7 +152,13 @@ pub(crate) async fn list(
 ) -> Result<axum::Json<ListResponse<ApplicationOut>>, ApiError> {
     auth.require_admin()?;
     let page_query = page_query(&query, Order::Ascending, AppId::is_id)?;
-    let page = ctx.store.list_applications(&page_query).await?;
+    let filter = AppFilter {
+        exclude_without_endpoints: query.bool("exclude_apps_with_no_endpoints", false)?,
+        exclude_only_disabled_endpoints: query.bool("exclude_apps_with_disabled_endpoints", false)?,
+    };
+    // Validated like the others, though no endpoint of Herald's is a Svix Play one.
+    query.bool("exclude_apps_with_svix_play_endpoints", false)?;
+    let page = ctx.store.list_applications(filter, &page_query).await?;
     Ok(axum::Json(list_response(page, &page_query, |a| a.id.as_str(), ApplicationOut::from)))
 }
 

@@ -6,13 +6,6 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-/// Contract parameters Herald does not implement yet.
-const KNOWN_GAPS: &[&str] = &[
-    "exclude_apps_with_no_endpoints",
-    "exclude_apps_with_disabled_endpoints",
-    "exclude_apps_with_svix_play_endpoints",
-];
-
 /// Responses where Herald follows the official SDKs rather than the contract snapshot:
 /// `(operation, contract status, Herald's status)`. svix 2.9 parses the rotated secret
 /// from the body, so Herald answers 200 with `EndpointSecretOut` instead of 204.
@@ -79,7 +72,7 @@ fn operations_match_the_contract() {
             assert_eq!(mine["operationId"], op["operationId"], "{here}");
             let wanted = names(op.get("parameters"), "name");
             let have = names(mine.get("parameters"), "name");
-            let missing: Vec<_> = wanted.difference(&have).filter(|p| !KNOWN_GAPS.contains(&p.as_str())).collect();
+            let missing: Vec<_> = wanted.difference(&have).collect();
             assert!(missing.is_empty(), "{here} lacks parameters {missing:?}");
             assert_eq!(shape(json_schema(mine, "/requestBody")), shape(json_schema(op, "/requestBody")), "{here} body");
             for (status, response) in op["responses"].as_object().unwrap() {

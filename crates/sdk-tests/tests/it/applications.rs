@@ -1,11 +1,14 @@
 //! Applications through `svix.application()`: create (plain, with a uid, and
-//! `get_or_create`), list, get by id and by uid, upsert, patch and delete.
+//! `get_or_create`), list (with its exclude filters), get by id and by uid, upsert, patch and delete.
 
 use std::collections::BTreeMap;
 
 use herald_testkit::{Backend, TestApp, backends};
 use js_option::JsOption;
-use svix::models::{ApplicationIn, ApplicationPatch};
+use svix::{
+    api::ApplicationListOptions,
+    models::{ApplicationIn, ApplicationPatch, EndpointIn},
+};
 
 use crate::http_error;
 
@@ -83,6 +86,40 @@ async fn list_returns_every_application_in_id_order(backend: Backend) {
 
     assert_eq!(list.data.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), ids);
     assert!(list.done);
+}
+
+#[backends]
+async fn list_can_leave_out_applications_without_live_endpoints(backend: Backend) {
+    let app = TestApp::builder().backend(backend).spawn().await;
+    let svix = app.svix_client();
+    let mut ids = BTreeMap::new();
+    for name in ["bare", "live", "off"] {
+        ids.insert(name, svix.application().create(app_in(name, None), None).await.unwrap().id);
+    }
+    let url = "https://hooks.example.com/h".to_owned();
+    svix.endpoint().create(ids["live"].clone(), EndpointIn::new(url.clone()), None).await.unwrap();
+    let off = EndpointIn { disabled: Some(true), ..EndpointIn::new(url) };
+    svix.endpoint().create(ids["off"].clone(), off, None).await.unwrap();
+    let names = |no_endpoints, disabled_endpoints| {
+        let svix = &svix;
+        async move {
+            let options = ApplicationListOptions {
+                exclude_apps_with_no_endpoints: Some(no_endpoints),
+                exclude_apps_with_disabled_endpoints: Some(disabled_endpoints),
+                exclude_apps_with_svix_play_endpoints: Some(true),
+                ..Default::default()
+            };
+            let list = svix.application().list(Some(options)).await.unwrap();
+            let mut names: Vec<_> = list.data.into_iter().map(|a| a.name).collect();
+            names.sort();
+            names
+        }
+    };
+
+    assert_eq!(names(false, false).await, ["bare", "live", "off"]);
+    assert_eq!(names(true, false).await, ["live", "off"]);
+    assert_eq!(names(false, true).await, ["bare", "live"]);
+    assert_eq!(names(true, true).await, ["live"]);
 }
 
 #[backends]

@@ -121,7 +121,10 @@ pub async fn source_applications_are_hidden_but_take_messages(store: DynStore) {
     let (s, a) = source(None);
     store.create_source(s.clone(), a, token("one")).await.unwrap();
     assert!(matches!(store.get_application(s.app_id.as_str()).await, Err(StoreError::NotFound(_))));
-    let apps = store.list_applications(&PageQuery::first(10, crate::Order::Ascending)).await.unwrap();
+    let apps = store
+        .list_applications(crate::AppFilter::default(), &PageQuery::first(10, crate::Order::Ascending))
+        .await
+        .unwrap();
     assert_eq!(apps.items, vec![visible]);
 
     let ep = store.create_endpoint(endpoint(&s.app_id, None, None)).await.unwrap();
