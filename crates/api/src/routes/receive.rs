@@ -1,14 +1,15 @@
 //! `POST /ingest/{token}`: where providers send webhooks. No bearer token: the URL's
 //! token names the source, and the source's scheme proves each request genuine.
 //!
-//! The order matters: the source's rate limit is checked first (429 with
-//! `Retry-After`, before the body is read or the store written), then the body is read
-//! under the size limit (413), verified over its
-//! raw bytes (401 for anything short of a valid signature within the timestamp
-//! tolerance), and only then stored as a message of the source's hidden application
-//! in one group-committed transaction that also decides dedupe (the provider's event
-//! id as the message's `eventId`, unique within the configured window). The provider
-//! gets its 2xx after that commit; the dispatcher forwards the message like any other.
+//! The order matters: the source's rate limit is checked as soon as the source is known
+//! (429 with `Retry-After`; a steady stream finds its source in the token cache, so
+//! this costs no store read and no body read), then the body is read under the size
+//! limit (413), verified over its raw bytes (401 for anything short of a valid
+//! signature within the timestamp tolerance), and only then stored as a message of the
+//! source's hidden application in one group-committed transaction that also decides
+//! dedupe (the provider's event id as the message's `eventId`, unique within the
+//! configured window). The provider gets its 2xx after that commit; the dispatcher
+//! forwards the message like any other.
 //! Every accepted request leaves an entry in its source's log, in the same transaction
 //! as its message. Requests that store nothing are logged a few per second per source;
 //! the rest, and those over the rate limit, are counted into the next entry written
@@ -246,6 +247,7 @@ async fn record(
     let Some(unlogged) = ctx.ingest_guard.log_unstored(&source.id, now) else { return };
     let entry = log_entry(source, now, status, format!("{error_text}{unlogged}"), msg_id);
     if let Err(err) = ctx.store.record_ingest_log(entry).await {
+        ctx.ingest_guard.restore(&source.id, now, unlogged);
         tracing::warn!(source.id = %source.id, error = %err, "could not record an ingest log entry");
     }
 }
