@@ -17,6 +17,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+mod ingest_guard;
 pub mod openapi;
 pub mod pagination;
 pub mod ratelimit;
@@ -38,6 +39,8 @@ pub struct ApiConfig {
     /// How long an ingest source remembers a provider's event id: a retry within it
     /// is answered 2xx and not forwarded again.
     pub ingest_dedup_window: chrono::TimeDelta,
+    /// Token bucket of each ingest source's URL; `None` disables it.
+    pub ingest_rate_limit: Option<RateLimit>,
     /// The live event stream (SSE): heartbeats and slow readers.
     pub stream: StreamConfig,
 }
@@ -45,6 +48,10 @@ pub struct ApiConfig {
 /// The default of [`ApiConfig::ingest_dedup_window`]: seven days, the longest that
 /// providers which sign no timestamp (GitHub, Shopify) are known to retry.
 pub const DEFAULT_INGEST_DEDUP_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// The default of [`ApiConfig::ingest_rate_limit`]: generous enough for any provider's
+/// steady stream, with two seconds' worth of burst for catching up after an outage.
+pub const DEFAULT_INGEST_RATE_LIMIT: RateLimit = RateLimit { per_second: 1000.0, burst: 2000 };
 
 /// A token bucket: `burst` requests at once, refilled at `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,6 +67,7 @@ impl Default for ApiConfig {
             rate_limit: None,
             public_url: "http://127.0.0.1:8071".to_owned(),
             ingest_dedup_window: DEFAULT_INGEST_DEDUP_WINDOW,
+            ingest_rate_limit: Some(DEFAULT_INGEST_RATE_LIMIT),
             stream: StreamConfig::default(),
         }
     }
@@ -101,6 +109,8 @@ pub(crate) struct Ctx {
     pub tokens: auth::TokenCache,
     /// Ingest sources recently found by their URL token.
     pub sources: routes::receive::SourceCache,
+    /// Each ingest source's rate limit and request log fold.
+    pub ingest_guard: ingest_guard::IngestGuard,
     pub limiter: Option<ratelimit::RateLimiter>,
     /// When set, endpoint URLs are also refused if they name a blocked address.
     pub ssrf_allow: Option<AllowList>,
@@ -134,6 +144,8 @@ pub fn router_with_ssrf_guard(state: AppState, allow: AllowList) -> Router {
 
 fn build(state: AppState, ssrf_allow: Option<AllowList>) -> Router {
     let limiter = state.config.rate_limit.map(ratelimit::RateLimiter::new);
+    let ingest_guard =
+        ingest_guard::IngestGuard::new(state.config.ingest_rate_limit, herald_core::to_millis((state.clock)()));
     let ctx: Shared = Arc::new(Ctx {
         store: state.store,
         config: state.config,
@@ -141,6 +153,7 @@ fn build(state: AppState, ssrf_allow: Option<AllowList>) -> Router {
         metrics: state.metrics,
         tokens: auth::TokenCache::default(),
         sources: routes::receive::SourceCache::default(),
+        ingest_guard,
         limiter,
         ssrf_allow,
         shutdown: state.shutdown,

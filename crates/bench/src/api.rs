@@ -72,13 +72,19 @@ impl Api {
 
     /// Posts one signed provider request to an ingest URL; `true` when Herald answered 2xx.
     pub async fn post_signed(&self, url: &str, body: String, signature: String) -> bool {
+        self.post_signed_status(url, body, signature).await.is_some_and(|s| s.is_success())
+    }
+
+    /// Posts one signed provider request to an ingest URL; Herald's status, `None` when
+    /// the request itself failed.
+    pub async fn post_signed_status(&self, url: &str, body: String, signature: String) -> Option<reqwest::StatusCode> {
         let request = self
             .http
             .post(url)
             .header("content-type", "application/json; charset=utf-8")
             .header("stripe-signature", signature)
             .body(body);
-        matches!(request.send().await, Ok(r) if r.status().is_success())
+        request.send().await.ok().map(|r| r.status())
     }
 
     /// Posts one message; `Ok(true)` when Herald accepted it (202).

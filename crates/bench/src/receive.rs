@@ -5,7 +5,8 @@
 //! as `--clients` concurrent clients go. Each prints the requests accepted per second,
 //! the time until the provider got its 2xx (p50/p99), and the time until the receiver
 //! got the forwarded request (from the `sent_us` stamp the event body carries, which
-//! Herald forwards byte for byte).
+//! Herald forwards byte for byte). With `--forged`, a last phase floods the URL with
+//! forged signatures, which the source must refuse without a store write each.
 
 use std::{
     sync::{
@@ -52,6 +53,9 @@ pub struct ReceiveArgs {
     /// Run on a fresh schema of this PostgreSQL server instead of a temp SQLite file.
     #[arg(long, value_name = "URL")]
     postgres: Option<String>,
+    /// After the other phases, post forged signatures from `--clients` clients for this long.
+    #[arg(long, value_parser = crate::parse_run_time)]
+    forged: Option<Duration>,
     /// Longest wait for the forwarded requests to arrive after a phase.
     #[arg(long, default_value = "300s", value_parser = crate::parse_run_time)]
     timeout: Duration,
@@ -82,6 +86,18 @@ impl Provider {
         (body, format!("t={t},v1={hex}"))
     }
 
+    /// Posts one fresh event signed with the wrong secret; the time to a 401 in
+    /// microseconds, or `None` for any other outcome.
+    async fn post_forged(&self) -> Option<u64> {
+        let (body, signature) = self.signed_event();
+        // Same length and form, wrong HMAC: the verifier does all its work and refuses.
+        let forged = signature.replace("v1=", "v1=0").chars().take(signature.len()).collect();
+        let t0 = Instant::now();
+        let status = self.api.post_signed_status(&self.url, body, forged).await;
+        (status == Some(reqwest::StatusCode::UNAUTHORIZED))
+            .then(|| u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX).max(1))
+    }
+
     /// Posts one fresh event; the time to the 2xx in microseconds, or `None` on failure.
     async fn post_one(&self) -> Option<u64> {
         let (body, signature) = self.signed_event();
@@ -108,6 +124,9 @@ pub async fn run(args: ReceiveArgs) -> anyhow::Result<()> {
     }
     if args.clients > 0 {
         max_rate(&provider, &receiver, &args).await?;
+    }
+    if let Some(duration) = args.forged {
+        forged(&provider, args.clients.max(1), duration).await?;
     }
     println!("server RSS: {}", nodes.peak_rss_text()?);
     Ok(())
@@ -207,4 +226,40 @@ async fn max_rate(provider: &Provider, receiver: &Receiver, args: &ReceiveArgs) 
     }
     let label = format!("max rate, {} clients for {:?}", args.clients, args.duration);
     report(label, receiver, before, &to_2xx, failed, started.elapsed(), args.timeout).await
+}
+
+/// `clients` clients posting forged signatures for `duration`: how fast the source refuses.
+async fn forged(provider: &Provider, clients: usize, duration: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let provider = provider.clone();
+            tokio::spawn(async move {
+                let mut to_401 = histogram();
+                let mut other = 0u64;
+                while Instant::now() < deadline {
+                    match provider.post_forged().await {
+                        Some(us) => to_401.saturating_record(us),
+                        None => other += 1,
+                    }
+                }
+                (to_401, other)
+            })
+        })
+        .collect();
+    let mut to_401 = histogram();
+    let mut other = 0u64;
+    for task in tasks {
+        let (h, o) = task.await.context("sender task")?;
+        to_401.add(h)?;
+        other += o;
+    }
+    let refused = to_401.len();
+    println!(
+        "forged flood, {clients} clients for {duration:?}: {refused} refused with 401 ({other} other), {:.0} refused/s",
+        refused as f64 / started.elapsed().as_secs_f64()
+    );
+    print_latency("to 401:", &to_401);
+    Ok(())
 }

@@ -113,6 +113,9 @@ impl ChildServer {
             .env("HERALD_ADMIN_TOKEN", token)
             .env("HERALD_ALLOW_CIDRS", "127.0.0.1/32")
             .env("HERALD_ROLE", role)
+            // The receive bench measures the path at full speed from one provider; the
+            // per-source limit (1,000/s by default) would make its max-rate phase a 429 count.
+            .env("HERALD_INGEST_RATE_LIMIT", "off")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

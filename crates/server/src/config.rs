@@ -20,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use herald_api::RateLimit;
+pub use herald_api::RateLimit;
 use herald_core::{RetrySchedule, net::AllowList, retry::parse_duration};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -62,6 +62,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("api.max_body_bytes", "HERALD_MAX_BODY_BYTES", Some("max-body-bytes")),
     setting("api.rate_limit", "HERALD_RATE_LIMIT", Some("rate-limit")),
     setting("api.ingest_dedup_window", "HERALD_INGEST_DEDUP_WINDOW", None),
+    setting("api.ingest_rate_limit", "HERALD_INGEST_RATE_LIMIT", None),
     setting("api.stream_heartbeat_ms", "HERALD_API__STREAM_HEARTBEAT_MS", None),
     setting("api.stream_slow_reader_timeout_ms", "HERALD_API__STREAM_SLOW_READER_TIMEOUT_MS", None),
     setting("net.allow_cidrs", "HERALD_ALLOW_CIDRS", Some("allow-cidrs")),
@@ -76,6 +77,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("retention.interval_ms", "HERALD_RETENTION__INTERVAL_MS", None),
     setting("retention.attempt_retention_days", "HERALD_RETENTION__ATTEMPT_RETENTION_DAYS", None),
     setting("retention.batch_size", "HERALD_RETENTION__BATCH_SIZE", None),
+    setting("retention.ingest_log_max_per_source", "HERALD_INGEST_LOG_MAX_PER_SOURCE", None),
     setting("log.format", "HERALD_LOG_FORMAT", Some("log-format")),
 ];
 
@@ -216,6 +218,7 @@ struct RawApi {
     max_body_bytes: Option<Scalar>,
     rate_limit: Option<String>,
     ingest_dedup_window: Option<String>,
+    ingest_rate_limit: Option<String>,
     stream_heartbeat_ms: Option<Scalar>,
     stream_slow_reader_timeout_ms: Option<Scalar>,
 }
@@ -245,6 +248,7 @@ struct RawRetention {
     interval_ms: Option<Scalar>,
     attempt_retention_days: Option<Scalar>,
     batch_size: Option<Scalar>,
+    ingest_log_max_per_source: Option<Scalar>,
 }
 
 #[derive(Deserialize, Default)]
@@ -293,6 +297,7 @@ impl RawFile {
             ("api.max_body_bytes", self.api.max_body_bytes.map(scalar)),
             ("api.rate_limit", self.api.rate_limit),
             ("api.ingest_dedup_window", self.api.ingest_dedup_window),
+            ("api.ingest_rate_limit", self.api.ingest_rate_limit),
             ("api.stream_heartbeat_ms", self.api.stream_heartbeat_ms.map(scalar)),
             ("api.stream_slow_reader_timeout_ms", self.api.stream_slow_reader_timeout_ms.map(scalar)),
             ("net.allow_cidrs", self.net.allow_cidrs.map(list)),
@@ -307,6 +312,7 @@ impl RawFile {
             ("retention.interval_ms", self.retention.interval_ms.map(scalar)),
             ("retention.attempt_retention_days", self.retention.attempt_retention_days.map(scalar)),
             ("retention.batch_size", self.retention.batch_size.map(scalar)),
+            ("retention.ingest_log_max_per_source", self.retention.ingest_log_max_per_source.map(scalar)),
             ("log.format", self.log.format),
         ]
         .into_iter()
@@ -491,6 +497,8 @@ pub struct ApiSettings {
     pub rate_limit: Option<RateLimit>,
     /// `HERALD_INGEST_DEDUP_WINDOW`: how long an ingest source remembers provider event ids.
     pub ingest_dedup_window: Duration,
+    /// `HERALD_INGEST_RATE_LIMIT`: the token bucket of each ingest source; `None` is off.
+    pub ingest_rate_limit: Option<RateLimit>,
     /// Idle time before a live stream sends a heartbeat (`api.stream_heartbeat_ms`).
     pub stream_heartbeat: Duration,
     /// A live stream reader slower than this to take one event is disconnected
@@ -625,6 +633,7 @@ impl Config {
                 max_body_bytes: l.require("api.max_body_bytes", parse_byte_size)?,
                 rate_limit: l.require("api.rate_limit", parse_rate_limit)?,
                 ingest_dedup_window: l.require("api.ingest_dedup_window", parse_dedup_window)?,
+                ingest_rate_limit: l.require("api.ingest_rate_limit", parse_ingest_rate_limit)?,
                 stream_heartbeat: l.require("api.stream_heartbeat_ms", |v| parse_millis(v, 1))?,
                 stream_slow_reader_timeout: l.require("api.stream_slow_reader_timeout_ms", |v| parse_millis(v, 1))?,
             },
@@ -649,6 +658,9 @@ impl Config {
                 interval: l.require("retention.interval_ms", |v| parse_millis(v, 1))?,
                 attempt_retention_days: l.require("retention.attempt_retention_days", |v| parse_count(v, 1, 36_500))?,
                 batch_size: l.require("retention.batch_size", |v| parse_count(v, 1, 100_000))? as usize,
+                ingest_log_max_per_source: l
+                    .require("retention.ingest_log_max_per_source", |v| parse_count(v, 1, 100_000_000))?
+                    as usize,
             },
             log: LogConfig {
                 format: l.require("log.format", |v| match v {
@@ -795,6 +807,22 @@ fn parse_rate_limit(v: &str) -> Result<Option<RateLimit>, String> {
     Ok(Some(RateLimit { per_second, burst }))
 }
 
+/// [`parse_rate_limit`]'s forms, plus `0` for off and a bare number as a rate per
+/// second. Without `,burst=N` the burst is two seconds' worth: providers send in
+/// bursts when they catch up after an outage, and those should get through.
+fn parse_ingest_rate_limit(v: &str) -> Result<Option<RateLimit>, String> {
+    let v = v.trim();
+    if v == "0" {
+        return Ok(None);
+    }
+    let spelled = if v.parse::<f64>().is_ok() { format!("{v}/s") } else { v.to_owned() };
+    let limit = parse_rate_limit(&spelled)?;
+    if spelled.contains(',') {
+        return Ok(limit);
+    }
+    Ok(limit.map(|l| RateLimit { burst: (l.per_second * 2.0).ceil().clamp(1.0, f64::from(u32::MAX)) as u32, ..l }))
+}
+
 // ---------------------------------------------------------------------------------
 
 /// A database location, by scheme. `Debug` and `Display` hide any password.
@@ -885,6 +913,7 @@ mod tests {
         assert_eq!(c.api.stream_slow_reader_timeout, Duration::from_secs(30));
         assert_eq!(c.api.rate_limit, None);
         assert_eq!(c.api.ingest_dedup_window, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.api.ingest_rate_limit, Some(RateLimit { per_second: 1000.0, burst: 2000 }));
         assert!(c.net.allow_cidrs.cidrs().is_empty());
         assert_eq!(c.worker.retry_schedule, RetrySchedule::default());
         assert_eq!(c.log.format, LogFormat::Human);
@@ -932,6 +961,7 @@ mod tests {
             max_body_bytes = 2048
             rate_limit = "10/s,burst=20"
             ingest_dedup_window = "36h"
+            ingest_rate_limit = "5/s,burst=7"
             stream_heartbeat_ms = 500
             stream_slow_reader_timeout_ms = "700"
             [net]
@@ -949,6 +979,7 @@ mod tests {
             interval_ms = 1500
             attempt_retention_days = 7
             batch_size = 50
+            ingest_log_max_per_source = 500
             [log]
             format = "json"
             "#,
@@ -965,6 +996,7 @@ mod tests {
         assert_eq!(c.api.max_body_bytes, 2048);
         assert_eq!(c.api.rate_limit, Some(RateLimit { per_second: 10.0, burst: 20 }));
         assert_eq!(c.api.ingest_dedup_window, Duration::from_secs(36 * 3600));
+        assert_eq!(c.api.ingest_rate_limit, Some(RateLimit { per_second: 5.0, burst: 7 }));
         assert_eq!(c.api.stream_heartbeat, Duration::from_millis(500));
         assert_eq!(c.api.stream_slow_reader_timeout, Duration::from_millis(700));
         let cidrs: Vec<String> = c.net.allow_cidrs.cidrs().iter().map(ToString::to_string).collect();
@@ -975,12 +1007,16 @@ mod tests {
         assert_eq!((worker.disable_after_failing, worker.poll_interval), (None, Duration::from_millis(250)));
         assert_eq!((worker.batch_size, worker.max_in_flight, worker.max_in_flight_per_endpoint), (7, 90, 3));
         assert_eq!(worker.allow_cidrs, c.net.allow_cidrs);
-        let retention =
-            RetentionConfig { interval: Duration::from_millis(1500), attempt_retention_days: 7, batch_size: 50 };
+        let retention = RetentionConfig {
+            interval: Duration::from_millis(1500),
+            attempt_retention_days: 7,
+            batch_size: 50,
+            ingest_log_max_per_source: 500,
+        };
         assert_eq!(c.retention, retention);
         assert_eq!(c.log.format, LogFormat::Json);
         // Every setting in the table went through the file path.
-        assert_eq!(SETTINGS.len(), 27);
+        assert_eq!(SETTINGS.len(), 29);
     }
 
     #[test]
@@ -1068,6 +1104,11 @@ mod tests {
             ("HERALD_INGEST_DEDUP_WINDOW", "0s"),
             ("HERALD_INGEST_DEDUP_WINDOW", "91d"),
             ("HERALD_INGEST_DEDUP_WINDOW", "a week"),
+            ("HERALD_INGEST_RATE_LIMIT", "-1"),
+            ("HERALD_INGEST_RATE_LIMIT", "lots"),
+            ("HERALD_INGEST_RATE_LIMIT", "10/s,burst=0"),
+            ("HERALD_INGEST_LOG_MAX_PER_SOURCE", "0"),
+            ("HERALD_INGEST_LOG_MAX_PER_SOURCE", "many"),
             ("HERALD_ALLOW_CIDRS", "10.0.0.0/33"),
             ("HERALD_ALLOW_CIDRS", "10.0.0.0/8,example.com"),
             ("HERALD_ALLOW_CIDRS", "::1/"),
@@ -1145,6 +1186,15 @@ mod tests {
 
         let c = load_env(&[("HERALD_RATE_LIMIT", "0.5/s")]).unwrap();
         assert_eq!(c.api.rate_limit, Some(RateLimit { per_second: 0.5, burst: 1 }));
+
+        let ingest = |v| load_env(&[("HERALD_INGEST_RATE_LIMIT", v)]).unwrap().api.ingest_rate_limit;
+        assert_eq!(ingest("0"), None);
+        assert_eq!(ingest("off"), None);
+        assert_eq!(ingest("50"), Some(RateLimit { per_second: 50.0, burst: 100 }));
+        assert_eq!(ingest("0.25/s"), Some(RateLimit { per_second: 0.25, burst: 1 }));
+        assert_eq!(ingest("600/m,burst=3"), Some(RateLimit { per_second: 10.0, burst: 3 }));
+        let c = load_env(&[("HERALD_INGEST_LOG_MAX_PER_SOURCE", "25")]).unwrap();
+        assert_eq!(c.retention.ingest_log_max_per_source, 25);
     }
 
     #[test]

@@ -196,6 +196,7 @@ async fn api_router(
         public_url,
         ingest_dedup_window: chrono::TimeDelta::from_std(config.api.ingest_dedup_window)
             .context("the ingest dedupe window is out of range")?,
+        ingest_rate_limit: config.api.ingest_rate_limit,
         stream: StreamConfig {
             heartbeat: config.api.stream_heartbeat,
             slow_reader_timeout: config.api.stream_slow_reader_timeout,

@@ -241,3 +241,25 @@ pub(crate) async fn sweep_logs(executor: impl PgExecutor<'_>, before: DateTime<U
     .map_err(db)?;
     Ok(done.rows_affected())
 }
+
+/// The newest `keep` entries of each source are found through `ingest_logs_by_source`
+/// (one index walk of `keep` rows per source); everything older goes, `limit` at a time.
+pub(crate) async fn trim_logs(executor: impl PgExecutor<'_>, keep: usize, limit: usize) -> StoreResult<usize> {
+    let (keep, limit) = (i64::try_from(keep).unwrap_or(i64::MAX), i64::try_from(limit).unwrap_or(i64::MAX));
+    // SKIP LOCKED: rows another node's sweep holds are left for the next sweep.
+    let done = sqlx::query(
+        "DELETE FROM ingest_logs WHERE id IN (
+             WITH cut AS MATERIALIZED (
+                 SELECT s.id AS source_id, (SELECT x.id FROM ingest_logs x WHERE x.source_id = s.id
+                                            ORDER BY x.id DESC LIMIT 1 OFFSET $1) AS last_id
+                 FROM ingest_sources s)
+             SELECT l.id FROM cut JOIN ingest_logs l ON l.source_id = cut.source_id AND l.id <= cut.last_id
+             LIMIT $2 FOR UPDATE OF l SKIP LOCKED)",
+    )
+    .bind(keep)
+    .bind(limit)
+    .execute(executor)
+    .await
+    .map_err(db)?;
+    Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+}

@@ -547,6 +547,10 @@ impl Store for PostgresStore {
         ingest::list_logs(&self.pool, source, page).await
     }
 
+    async fn trim_ingest_logs(&self, keep: usize, limit: usize) -> StoreResult<usize> {
+        ingest::trim_logs(&self.pool, keep, limit).await
+    }
+
     async fn read_events(
         &self,
         app: &AppId,

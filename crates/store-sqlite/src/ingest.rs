@@ -201,3 +201,22 @@ pub fn sweep_logs(conn: &Connection, before: DateTime<Utc>, limit: i64) -> Store
         .map_err(db_err("log entry"))?;
     Ok(n)
 }
+
+/// The newest `keep` entries of each source are found through `ingest_logs_by_source`
+/// (one index walk of `keep` rows per source); everything older goes, `limit` at a time.
+pub fn trim_logs(conn: &Connection, keep: usize, limit: usize) -> StoreResult<usize> {
+    let (keep, limit) = (i64::try_from(keep).unwrap_or(i64::MAX), i64::try_from(limit).unwrap_or(i64::MAX));
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM ingest_logs WHERE id IN (
+                 WITH cut AS MATERIALIZED (
+                     SELECT s.id AS source_id, (SELECT x.id FROM ingest_logs x WHERE x.source_id = s.id
+                                                ORDER BY x.id DESC LIMIT 1 OFFSET ?1) AS last_id
+                     FROM ingest_sources s)
+                 SELECT l.id FROM cut JOIN ingest_logs l ON l.source_id = cut.source_id AND l.id <= cut.last_id
+                 LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(params![keep, limit]))
+        .map_err(db_err("log entry"))?;
+    Ok(n)
+}

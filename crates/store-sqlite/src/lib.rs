@@ -473,6 +473,10 @@ impl Store for SqliteStore {
         self.engine.read(move |c| ingest::list_logs(c, &source, &page)).await
     }
 
+    async fn trim_ingest_logs(&self, keep: usize, limit: usize) -> StoreResult<usize> {
+        self.engine.write(move |c| ingest::trim_logs(c, keep, limit)).await
+    }
+
     async fn read_events(
         &self,
         app: &AppId,

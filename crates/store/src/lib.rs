@@ -415,6 +415,11 @@ pub trait Store: Send + Sync + 'static {
     /// A page of a source's request log, ordered by id. Entries are deleted by
     /// [`Store::sweep_retention`] like attempts.
     async fn list_ingest_logs(&self, source: &SourceId, page: &PageQuery) -> StoreResult<Page<IngestLog>>;
+    /// One bounded step of the per-source cap on request logs: deletes up to `limit` of
+    /// the oldest entries (by id) of every source holding more than `keep`, so a flood
+    /// of requests to one URL cannot grow the store without bound. Callers repeat while
+    /// it returns `limit`.
+    async fn trim_ingest_logs(&self, keep: usize, limit: usize) -> StoreResult<usize>;
     /// Up to `limit` of `app`'s messages after `after` in commit order that match
     /// `filter`, each with its position. A message is returned only once every message
     /// that will ever sort before it is visible, so a reader that continues from the

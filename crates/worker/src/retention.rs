@@ -4,6 +4,10 @@
 //! [`RetentionConfig::attempt_retention`] (and ingest source log entries as old), in bounded batches so one sweep never holds
 //! the store's writer for long. Every worker node may run it; the statements are
 //! idempotent and skip rows another node holds.
+//!
+//! It also caps each ingest source's request log at
+//! [`RetentionConfig::ingest_log_max_per_source`] entries, oldest first: time alone
+//! would let anyone who knows a source's URL grow its log as fast as they can send.
 
 use std::time::Duration;
 
@@ -28,11 +32,18 @@ pub struct RetentionConfig {
     pub attempt_retention_days: u32,
     /// Most rows changed per statement; a sweep repeats batches until one is not full.
     pub batch_size: usize,
+    /// Most request log entries kept per ingest source; older ones are deleted.
+    pub ingest_log_max_per_source: usize,
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        Self { interval: Duration::from_secs(60), attempt_retention_days: 30, batch_size: 1000 }
+        Self {
+            interval: Duration::from_secs(60),
+            attempt_retention_days: 30,
+            batch_size: 1000,
+            ingest_log_max_per_source: 10_000,
+        }
     }
 }
 
@@ -52,6 +63,9 @@ impl RetentionConfig {
         if self.batch_size == 0 {
             return err("batch_size", "must be at least 1");
         }
+        if self.ingest_log_max_per_source == 0 {
+            return err("ingest_log_max_per_source", "must be at least 1");
+        }
         Ok(())
     }
 }
@@ -70,10 +84,11 @@ pub async fn sweep_retention(store: &DynStore, config: &RetentionConfig, clock: 
         let now = to_millis(clock());
         let attempts_before = now - TimeDelta::days(i64::from(config.attempt_retention_days));
         let swept = store.sweep_retention(now, attempts_before, config.batch_size).await?;
+        let trimmed = store.trim_ingest_logs(config.ingest_log_max_per_source, config.batch_size).await?;
         total.payloads_dropped += swept.payloads_dropped;
         total.attempts_deleted += swept.attempts_deleted;
-        total.ingest_logs_deleted += swept.ingest_logs_deleted;
-        if !swept.is_full(config.batch_size) {
+        total.ingest_logs_deleted += swept.ingest_logs_deleted + trimmed;
+        if !swept.is_full(config.batch_size) && trimmed < config.batch_size {
             return Ok(total);
         }
         // Let queued writes (message creates, attempt records) in between batches.
@@ -99,7 +114,7 @@ pub fn spawn_retention_sweeper(
                     messages.count = swept.payloads_dropped,
                     attempts.count = swept.attempts_deleted,
                     ingest_logs.count = swept.ingest_logs_deleted,
-                    "retention sweep dropped expired payloads, old attempts and old ingest log entries"
+                    "retention sweep dropped expired payloads, old attempts and old or over-cap ingest log entries"
                 ),
                 Ok(_) => {}
                 Err(error) => {

@@ -1,14 +1,19 @@
 //! `POST /ingest/{token}`: where providers send webhooks. No bearer token: the URL's
 //! token names the source, and the source's scheme proves each request genuine.
 //!
-//! The order matters: the body is read under the size limit (413), verified over its
-//! raw bytes (401 for anything short of a valid signature within the timestamp
-//! tolerance), and only then stored as a message of the source's hidden application
-//! in one group-committed transaction that also decides dedupe (the provider's event
-//! id as the message's `eventId`, unique within the configured window). The provider
-//! gets its 2xx after that commit; the dispatcher forwards the message like any other.
-//! Every request that names a source, accepted or not, leaves an entry in its log (an
-//! accepted one in the same transaction as its message).
+//! The order matters: the source's rate limit is checked as soon as the source is known
+//! (429 with `Retry-After`; a steady stream finds its source in the token cache, so
+//! this costs no store read and no body read), then the body is read under the size
+//! limit (413), verified over its raw bytes (401 for anything short of a valid
+//! signature within the timestamp tolerance), and only then stored as a message of the
+//! source's hidden application in one group-committed transaction that also decides
+//! dedupe (the provider's event id as the message's `eventId`, unique within the
+//! configured window). The provider gets its 2xx after that commit; the dispatcher
+//! forwards the message like any other.
+//! Every accepted request leaves an entry in its source's log, in the same transaction
+//! as its message. Requests that store nothing are logged a few per second per source;
+//! the rest, and those over the rate limit, are counted into the next entry written
+//! (see [`crate::ingest_guard`]), so a flood costs the store a bounded number of rows.
 
 use std::{
     collections::HashMap,
@@ -101,6 +106,7 @@ pub(crate) const PATH: &str = "/ingest/{token}";
     responses(
         (status = 204, description = "Stored and queued for the source's endpoints, or a duplicate of a stored event"),
         (status = 401, description = "The signature is missing, malformed, wrong or outside the timestamp tolerance", body = crate::error::HttpErrorOut),
+        (status = 429, description = "Over the source's rate limit; retry after `Retry-After` seconds", body = crate::error::HttpErrorOut),
     ))]
 pub(crate) async fn receive(
     State(ctx): State<Shared>,
@@ -110,6 +116,9 @@ pub(crate) async fn receive(
 ) -> Result<StatusCode, ApiError> {
     let now = ctx.now();
     let source = find_source(&ctx, &token, now).await?;
+    if let Err(wait) = ctx.ingest_guard.admit(&source.id, now) {
+        return Err(ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil() as u64 });
+    }
     let body = match read_body(body).await {
         Ok(body) => body,
         Err(err) => {
@@ -157,7 +166,9 @@ async fn accept(
         .map(str::to_owned);
     let id = MessageId::generate(now, &mut rand::rng());
     // The log entry of an accepted request commits with its message: one commit, not two.
-    let accepted = log_entry(source, now, StatusCode::NO_CONTENT, format!("accepted as {id}"), Some(id.clone()));
+    let unlogged = ctx.ingest_guard.take(&source.id, now);
+    let text = format!("accepted as {id}{unlogged}");
+    let accepted = log_entry(source, now, StatusCode::NO_CONTENT, text, Some(id.clone()));
     let message = Message {
         id,
         app_id: source.app_id.clone(),
@@ -179,7 +190,11 @@ async fn accept(
         event_id_since: now - ctx.config.ingest_dedup_window,
         ingest_log: Some(accepted),
     };
-    match ctx.store.create_message(new).await {
+    let created = ctx.store.create_message(new).await;
+    if !matches!(created, Ok(MessageOutcome::Created { .. })) {
+        ctx.ingest_guard.restore(&source.id, now, unlogged);
+    }
+    match created {
         Ok(MessageOutcome::Created { .. }) => {
             ctx.metrics.messages_accepted(1);
             Ok(StatusCode::NO_CONTENT)
@@ -218,8 +233,9 @@ fn log_entry(
     }
 }
 
-/// Appends to the source's log a request that stored nothing. A failure here is only
-/// reported: the provider's answer depends on what happened to its request, not on the log.
+/// Appends to the source's log a request that stored nothing, or only counts it once
+/// the source's entries for this second are spent. A failure here is only reported: the
+/// provider's answer depends on what happened to its request, not on the log.
 async fn record(
     ctx: &Shared,
     source: &Source,
@@ -228,8 +244,10 @@ async fn record(
     error_text: String,
     msg_id: Option<MessageId>,
 ) {
-    let entry = log_entry(source, now, status, error_text, msg_id);
+    let Some(unlogged) = ctx.ingest_guard.log_unstored(&source.id, now) else { return };
+    let entry = log_entry(source, now, status, format!("{error_text}{unlogged}"), msg_id);
     if let Err(err) = ctx.store.record_ingest_log(entry).await {
+        ctx.ingest_guard.restore(&source.id, now, unlogged);
         tracing::warn!(source.id = %source.id, error = %err, "could not record an ingest log entry");
     }
 }

@@ -14,7 +14,8 @@ use std::{
 };
 
 use base64::Engine as _;
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+use herald_server::config::{Config, RateLimit};
 use herald_store::{Order, PageQuery};
 use herald_testkit::{Backend, Receiver, TestApp, backends, poll_until, wait_until};
 use hmac::{Hmac, Mac as _};
@@ -180,7 +181,8 @@ async fn bad_signatures_get_401_are_logged_and_forward_nothing(backend: Backend)
     let truncated = &good[..good.len() - 2];
     let wrong = stripe_signature("whsec_someone_else", now, body);
     let stale = stripe_signature(STRIPE_SECRET, now - 301, body);
-    let early = stripe_signature(STRIPE_SECRET, now + 301, body);
+    // Well past the 300 s tolerance: the server reads its clock later than `now`, on a slow machine by seconds.
+    let early = stripe_signature(STRIPE_SECRET, now + 360, body);
     let cases: [(&[(&str, &str)], &str); 7] = [
         (&[], "missing"),
         (&[("Stripe-Signature", "")], "empty"),
@@ -399,4 +401,150 @@ async fn after_a_secret_change_the_old_secret_is_still_accepted(backend: Backend
     assert_eq!(setup.receive(&url, &[("Stripe-Signature", stranger.as_str())], "{}").await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(setup.receiver.wait_for(2, DEADLINE).await.len(), 2);
     setup.drained().await;
+}
+
+/// Herald's clock in the tests below: it stands still until the test moves it, so the
+/// per-second log allowance and the rate limit's refill depend only on the test.
+#[derive(Clone)]
+struct Frozen {
+    base: DateTime<Utc>,
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Frozen {
+    fn now(&self) -> DateTime<Utc> {
+        self.base + TimeDelta::milliseconds(self.offset_ms.load(Ordering::SeqCst))
+    }
+
+    /// Moves the clock to `ms` after its start.
+    fn set(&self, ms: i64) {
+        self.offset_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// The time to sign at, in seconds.
+    fn secs(&self) -> i64 {
+        self.now().timestamp()
+    }
+}
+
+async fn frozen(backend: Backend, change: impl FnOnce(&mut Config)) -> (Setup, Frozen) {
+    let clock = Frozen { base: Utc::now(), offset_ms: Arc::new(AtomicI64::new(0)) };
+    let reads = clock.clone();
+    let builder =
+        TestApp::builder().backend(backend).allow_loopback().clock(Arc::new(move || reads.now())).config(change);
+    (Setup::with(builder).await, clock)
+}
+
+#[backends]
+async fn a_flood_of_bad_signatures_logs_a_few_entries_and_counts_the_rest(backend: Backend) {
+    let (setup, offset) = frozen(backend, |_| {}).await;
+    let (source, url) = setup.source("stripe", Some(STRIPE_SECRET)).await;
+    let body = r#"{"id":"evt_flood","object":"event"}"#;
+    let forged = stripe_signature("whsec_not_the_secret", offset.secs(), body);
+    for _ in 0..40 {
+        let (status, answer) = setup.receive(&url, &[("Stripe-Signature", &forged)], body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    }
+    let log = setup.log(&source).await;
+    assert_eq!(log.len(), 10, "ten entries per second are written: {log:?}");
+    assert!(
+        log.iter().all(|e| e["status_code"] == 401 && !e["error_text"].as_str().unwrap().contains("previous entry"))
+    );
+
+    // The next second's first entry carries the count of those not written.
+    offset.set(1000);
+    assert_eq!(setup.receive(&url, &[("Stripe-Signature", &forged)], body).await.0, StatusCode::UNAUTHORIZED);
+    let log = setup.log(&source).await;
+    assert_eq!(log.len(), 11);
+    let text = log[10]["error_text"].as_str().unwrap();
+    assert!(text.starts_with("rejected: "), "{text}");
+    assert!(text.ends_with(" (and since the previous entry: 30 more not stored)"), "{text}");
+
+    // Accepted requests are always logged; the count was reported once and is not repeated.
+    offset.set(2000);
+    let signature = stripe_signature(STRIPE_SECRET, offset.secs(), body);
+    assert_eq!(setup.receive(&url, &[("Stripe-Signature", &signature)], body).await.0, StatusCode::NO_CONTENT);
+    let log = setup.log(&source).await;
+    assert_eq!(log.len(), 12);
+    let text = log[11]["error_text"].as_str().unwrap();
+    assert!(text.starts_with("accepted as msg_") && !text.contains("previous entry"), "{text}");
+}
+
+#[backends]
+async fn over_its_rate_limit_a_source_gets_429_and_others_are_unaffected(backend: Backend) {
+    let (setup, offset) = frozen(backend, |c| {
+        c.api.ingest_rate_limit = Some(RateLimit { per_second: 1.0, burst: 2 });
+    })
+    .await;
+    let (limited, url) = setup.source("stripe", Some(STRIPE_SECRET)).await;
+    let (other, other_url) = setup.source("stripe", Some(STRIPE_SECRET)).await;
+    let send = |url: String, event: &'static str| {
+        let (setup, clock) = (&setup, &offset);
+        async move {
+            let body = format!(r#"{{"id":"{event}","object":"event"}}"#);
+            let signature = stripe_signature(STRIPE_SECRET, clock.secs(), &body);
+            let mut request = setup.app.http.post(url).body(body);
+            request = request.header("Stripe-Signature", signature);
+            request.send().await.unwrap()
+        }
+    };
+    assert_eq!(send(url.clone(), "evt_1").await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(send(url.clone(), "evt_2").await.status(), StatusCode::NO_CONTENT);
+    for event in ["evt_3", "evt_4", "evt_5"] {
+        let refused = send(url.clone(), event).await;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.headers()["retry-after"], "1");
+        let answer: Value = refused.json().await.unwrap();
+        assert_eq!(answer["code"], "rate_limited", "{answer}");
+        assert!(answer["detail"].is_string(), "{answer}");
+    }
+    assert_eq!(send(other_url, "evt_1").await.status(), StatusCode::NO_CONTENT, "another source has its own bucket");
+    let unknown = setup.app.url("/ingest/not-a-source-token");
+    assert_eq!(send(unknown, "evt_1").await.status(), StatusCode::NOT_FOUND, "unknown tokens are still 404");
+    assert_eq!(setup.stored(&limited).await, 2, "refused requests store nothing");
+    assert_eq!(setup.log(&limited).await.len(), 2, "refusals get no entry of their own");
+
+    // A second later the bucket holds one request again; its entry counts the refusals.
+    offset.set(1000);
+    assert_eq!(send(url.clone(), "evt_3").await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(setup.stored(&limited).await, 3);
+    let log = setup.log(&limited).await;
+    let text = log[2]["error_text"].as_str().unwrap();
+    assert!(text.ends_with(" (and since the previous entry: 3 over the rate limit)"), "{text}");
+    assert_eq!(setup.stored(&other).await, 1);
+}
+
+#[backends]
+async fn the_retention_sweep_trims_a_source_log_to_its_cap(backend: Backend) {
+    let (setup, offset) = frozen(backend, |c| {
+        c.retention.ingest_log_max_per_source = 4;
+        c.retention.batch_size = 3;
+        c.retention.interval = Duration::from_millis(100);
+    })
+    .await;
+    let (source, url) = setup.source("stripe", Some(STRIPE_SECRET)).await;
+    let (other, other_url) = setup.source("stripe", Some(STRIPE_SECRET)).await;
+    let body = r#"{"id":"evt_x","object":"event"}"#;
+    let forged = stripe_signature("whsec_not_the_secret", offset.secs(), body);
+    // One entry per second, each a distinct second, so every one of them is written.
+    for second in 0..10 {
+        offset.set(second * 1000);
+        assert_eq!(setup.receive(&url, &[("Stripe-Signature", &forged)], body).await.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(setup.receive(&other_url, &[("Stripe-Signature", &forged)], body).await.0, StatusCode::UNAUTHORIZED);
+    let store = setup.app.store.clone();
+    let id = store.get_source(&source).await.unwrap().id;
+    let page = PageQuery::first(50, Order::Ascending);
+    let kept = poll_until(DEADLINE, || {
+        let (store, id, page) = (store.clone(), id.clone(), page.clone());
+        async move {
+            let items = store.list_ingest_logs(&id, &page).await.ok()?.items;
+            (items.len() <= 4).then_some(items)
+        }
+    })
+    .await;
+    assert_eq!(kept.len(), 4, "the cap is kept, not more");
+    let newest: Vec<i64> = kept.iter().map(|e| e.created_at.timestamp() - kept[3].created_at.timestamp()).collect();
+    assert_eq!(newest, [-3, -2, -1, 0], "the newest entries stay");
+    assert_eq!(setup.log(&other).await.len(), 1, "a source under the cap keeps its log");
 }

@@ -22,7 +22,7 @@ macro_rules! ingest_conformance_tests {
     ($make:expr) => {
         $crate::ingest_conformance_tests!(@cases $make;
             sources_round_trip, source_applications_are_hidden_but_take_messages,
-            source_tokens_rotate_with_a_grace_period, ingest_logs_page_and_sweep,
+            source_tokens_rotate_with_a_grace_period, ingest_logs_page_and_sweep, ingest_logs_are_trimmed_per_source,
             concurrent_retries_of_one_event_store_it_once, deleting_a_source_removes_its_data);
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -207,6 +207,32 @@ pub async fn ingest_logs_page_and_sweep(store: DynStore) {
     let swept = store.sweep_retention(at, at + Duration::seconds(1), 2).await.unwrap();
     assert_eq!(swept.ingest_logs_deleted, 2, "the limit bounds one sweep");
     assert!(swept.is_full(2));
+}
+
+pub async fn ingest_logs_are_trimmed_per_source(store: DynStore) {
+    let (s, a) = source(None);
+    store.create_source(s.clone(), a, token("one")).await.unwrap();
+    let (other, other_app) = source(None);
+    store.create_source(other.clone(), other_app, token("two")).await.unwrap();
+    let at = now();
+    let mut entries = Vec::new();
+    for i in 0..7 {
+        let entry = log_entry(&s.id, 401, at + Duration::milliseconds(i));
+        store.record_ingest_log(entry.clone()).await.unwrap();
+        entries.push(entry);
+    }
+    for i in 0..3 {
+        store.record_ingest_log(log_entry(&other.id, 401, at + Duration::milliseconds(i))).await.unwrap();
+    }
+
+    assert_eq!(store.trim_ingest_logs(3, 2).await.unwrap(), 2, "the limit bounds one step");
+    assert_eq!(store.trim_ingest_logs(3, 2).await.unwrap(), 2);
+    assert_eq!(store.trim_ingest_logs(3, 2).await.unwrap(), 0, "nothing is over the cap any more");
+    let kept = store.list_ingest_logs(&s.id, &PageQuery::first(50, crate::Order::Ascending)).await.unwrap();
+    assert_eq!(kept.items, entries[4..], "the newest entries stay");
+    let untouched = store.list_ingest_logs(&other.id, &PageQuery::first(50, crate::Order::Ascending)).await.unwrap();
+    assert_eq!(untouched.items.len(), 3, "a source at the cap keeps all of its log");
+    assert_eq!(store.trim_ingest_logs(0, 100).await.unwrap(), 6, "a cap of 0 empties every log");
 }
 
 pub async fn concurrent_retries_of_one_event_store_it_once(store: DynStore) {
