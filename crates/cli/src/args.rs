@@ -34,6 +34,34 @@ pub enum Command {
     Token(TokenCommand),
     /// Check that a server answers GET /api/v1/health: exit 0 when healthy, 1 if not.
     Healthcheck(HealthcheckArgs),
+    /// Check a Standard Webhooks signature (`v1` HMAC or `v1a` ed25519) over a body
+    /// read byte for byte from a file or standard input: exit 0 when it verifies, 1
+    /// with the reason when it does not, 2 for a malformed key.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A key the sender may have signed with: whsec_… (v1), whpk_… or whsk_… (v1a).
+    /// Repeat it while a secret is being rotated. The environment keeps it out of the
+    /// process list.
+    #[arg(long = "secret", value_name = "KEY", env = "WEBHOOK_SECRET", required = true, hide_env_values = true)]
+    pub secrets: Vec<String>,
+    /// The `webhook-id` header.
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    /// The `webhook-timestamp` header (unix seconds).
+    #[arg(long, value_name = "SECONDS")]
+    pub timestamp: String,
+    /// The `webhook-signature` header, e.g. "v1,K5oZ… v1,Mg8L…".
+    #[arg(long, value_name = "HEADER")]
+    pub signature: String,
+    /// The request body; standard input when absent or `-`.
+    #[arg(long, value_name = "FILE")]
+    pub body: Option<PathBuf>,
+    /// How far the timestamp may be from now, either way, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub tolerance: u32,
 }
 
 #[derive(Debug, Subcommand)]

@@ -56,6 +56,10 @@ async fn dispatch(command: Command, env: &ProcessEnv) -> Result<(), Failure> {
             };
             Ok(commands::healthcheck(&base)?)
         }
+        Command::Verify(args) => commands::verify(&args).map_err(|e| match e {
+            commands::VerifyFailure::Key(e) => Failure::Config(e),
+            commands::VerifyFailure::Rejected(e) => Failure::Run(e),
+        }),
     }
 }
 

@@ -6,3 +6,4 @@ mod load;
 mod outage;
 mod serve;
 mod support;
+mod verify;
