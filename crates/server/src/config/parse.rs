@@ -76,7 +76,6 @@ pub(super) fn parse_byte_size(v: &str) -> Result<usize, String> {
     Ok(bytes)
 }
 
-/// Parses `off`, `100/s`, `600/m` or `100/s,burst=200`.
 /// A duration from 1 s to 90 days: long enough to outlast a provider's retries, and
 /// no longer than a message's payload is kept.
 pub(super) fn parse_dedup_window(v: &str) -> Result<Duration, String> {
@@ -87,6 +86,7 @@ pub(super) fn parse_dedup_window(v: &str) -> Result<Duration, String> {
     }
 }
 
+/// Parses `off`, `100/s`, `600/m` or `100/s,burst=200`.
 pub(super) fn parse_rate_limit(v: &str) -> Result<Option<RateLimit>, String> {
     let bad = || "expected `off`, `RATE/s` or `RATE/m`, optionally `,burst=N` (e.g. `100/s,burst=200`)".to_owned();
     if v == "off" {
