@@ -308,6 +308,17 @@ impl From<EndpointUpsertIn> for EndpointIn {
 }
 
 impl EndpointIn {
+    /// The secret given at creation, else a freshly generated one.
+    ///
+    /// # Errors
+    /// A 422 at `body.secret` when the given one is not a valid key.
+    pub fn initial_secret(&self) -> Result<EndpointSecret, crate::ApiError> {
+        match &self.secret {
+            Some(key) => EndpointSecret::parse(key).map_err(|msg| crate::ApiError::invalid(&["body", "secret"], msg)),
+            None => Ok(EndpointSecret::generate(&mut rand::rng())),
+        }
+    }
+
     /// The endpoint this input creates.
     pub fn into_endpoint(self, app_id: AppId, secret: EndpointSecret, now: DateTime<Utc>) -> Endpoint {
         Endpoint {

@@ -106,10 +106,7 @@ pub(crate) async fn create(
     let app = load_app(&ctx, &auth, &app_id).await?;
     check_target(&ctx, &input.url)?;
     check_event_types_exist(&ctx, input.event_types.as_deref()).await?;
-    let secret = match &input.secret {
-        Some(key) => EndpointSecret::parse(key).map_err(|msg| ApiError::invalid(&["body", "secret"], msg))?,
-        None => EndpointSecret::generate(&mut rand::rng()),
-    };
+    let secret = input.initial_secret()?;
     let endpoint = input.into_endpoint(app.id, secret, ctx.now());
     let created = ctx.store.create_endpoint(endpoint).await?;
     Ok((StatusCode::CREATED, axum::Json(created.into())))
@@ -223,10 +220,15 @@ pub(crate) async fn get_secret(
     Keys((app_id, endpoint_id)): Keys<(String, String)>,
 ) -> Result<axum::Json<EndpointSecretOut>, ApiError> {
     let (_, endpoint) = load_endpoint(&ctx, &auth, &app_id, &endpoint_id).await?;
+    Ok(axum::Json(EndpointSecretOut { key: current_key(&endpoint)? }))
+}
+
+/// The key an endpoint's requests are signed with now.
+pub(crate) fn current_key(endpoint: &Endpoint) -> Result<String, ApiError> {
     let current = endpoint
         .current_secret()
         .ok_or_else(|| ApiError::Internal(format!("endpoint {} has no current secret", endpoint.id).into()))?;
-    Ok(axum::Json(EndpointSecretOut { key: current.key.clone() }))
+    Ok(current.key.clone())
 }
 
 /// Rotate Endpoint Secret: the new key signs from now on; the old one keeps signing
@@ -248,7 +250,18 @@ pub(crate) async fn rotate_secret(
     Keys((app_id, endpoint_id)): Keys<(String, String)>,
     Json(input): Json<EndpointSecretRotateIn>,
 ) -> Result<axum::Json<EndpointSecretOut>, ApiError> {
-    let (_, mut endpoint) = load_endpoint(&ctx, &auth, &app_id, &endpoint_id).await?;
+    let (_, endpoint) = load_endpoint(&ctx, &auth, &app_id, &endpoint_id).await?;
+    let key = rotate_and_store(&ctx, endpoint, &input).await?;
+    Ok(axum::Json(EndpointSecretOut { key }))
+}
+
+/// Gives `endpoint` the requested key (a generated one when none is given), keeps the
+/// old ones for the grace period, stores it, and returns the new key.
+pub(crate) async fn rotate_and_store(
+    ctx: &Shared,
+    mut endpoint: Endpoint,
+    input: &EndpointSecretRotateIn,
+) -> Result<String, ApiError> {
     let new = match &input.key {
         Some(key) => EndpointSecret::parse(key).map_err(|msg| ApiError::invalid(&["body", "key"], msg))?,
         None => EndpointSecret::generate(&mut rand::rng()),
@@ -259,7 +272,7 @@ pub(crate) async fn rotate_secret(
     endpoint.secrets = rotate(std::mem::take(&mut endpoint.secrets), new, now, grace);
     endpoint.updated_at = now;
     ctx.store.update_endpoint(endpoint).await?;
-    Ok(axum::Json(EndpointSecretOut { key }))
+    Ok(key)
 }
 
 /// The secrets after a rotation: `new` first, then the unexpired old ones (the one

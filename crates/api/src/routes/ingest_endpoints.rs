@@ -11,7 +11,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use herald_core::{
     EndpointId, ValidationError,
     ingest::Source,
@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 
 use super::{
     created_or_ok,
-    endpoints::{DEFAULT_GRACE_SECONDS, EndpointIn, EndpointSecretRotateIn, EndpointUpsertIn, check_target, rotate},
+    endpoints::{EndpointIn, EndpointSecretRotateIn, EndpointUpsertIn, check_target, current_key, rotate_and_store},
     headers::{EndpointHeadersIn, EndpointHeadersOut, out as headers_out},
     sources::load_source,
 };
@@ -257,11 +257,9 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, axum::Json<IngestEndpointOut>), ApiError> {
     let source = load_source(&ctx, &auth, &source_id).await?;
     check_target(&ctx, &input.url)?;
-    let secret = match &input.secret {
-        Some(key) => EndpointSecret::parse(key).map_err(|msg| ApiError::invalid(&["body", "secret"], msg))?,
-        None => EndpointSecret::generate(&mut rand::rng()),
-    };
-    let endpoint = EndpointIn::from(input).into_endpoint(source.app_id, secret, ctx.now());
+    let input = EndpointIn::from(input);
+    let secret = input.initial_secret()?;
+    let endpoint = input.into_endpoint(source.app_id, secret, ctx.now());
     let created = ctx.store.create_endpoint(endpoint).await?;
     Ok((StatusCode::CREATED, axum::Json(created.into())))
 }
@@ -349,10 +347,7 @@ pub(crate) async fn get_secret(
     Keys((source_id, endpoint_id)): Keys<(String, String)>,
 ) -> Result<axum::Json<IngestEndpointSecretOut>, ApiError> {
     let (_, endpoint) = load(&ctx, &auth, &source_id, &endpoint_id).await?;
-    let current = endpoint
-        .current_secret()
-        .ok_or_else(|| ApiError::Internal(format!("endpoint {} has no current secret", endpoint.id).into()))?;
-    Ok(axum::Json(IngestEndpointSecretOut { key: current.key.clone() }))
+    Ok(axum::Json(IngestEndpointSecretOut { key: current_key(&endpoint)? }))
 }
 
 /// Rotate Ingest Endpoint Secret: the old key keeps signing for the grace period.
@@ -370,16 +365,8 @@ pub(crate) async fn rotate_secret(
     Keys((source_id, endpoint_id)): Keys<(String, String)>,
     Json(input): Json<IngestEndpointSecretIn>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, mut endpoint) = load(&ctx, &auth, &source_id, &endpoint_id).await?;
-    let new = match &input.key {
-        Some(key) => EndpointSecret::parse(key).map_err(|msg| ApiError::invalid(&["body", "key"], msg))?,
-        None => EndpointSecret::generate(&mut rand::rng()),
-    };
-    let now = ctx.now();
-    let grace = TimeDelta::seconds(i64::from(input.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS)));
-    endpoint.secrets = rotate(std::mem::take(&mut endpoint.secrets), new, now, grace);
-    endpoint.updated_at = now;
-    ctx.store.update_endpoint(endpoint).await?;
+    let (_, endpoint) = load(&ctx, &auth, &source_id, &endpoint_id).await?;
+    rotate_and_store(&ctx, endpoint, &input.into()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
