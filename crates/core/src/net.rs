@@ -1,4 +1,4 @@
-//! The address classifier behind the SSRF guard (SECURITY.md b1), as pure functions.
+//! The address classifier behind the SSRF guard (SECURITY.md, "Outbound requests"), as pure functions.
 //!
 //! - [`Cidr`]: a network, parsed and matched without extra crates.
 //! - [`BLOCKED_RANGES`], [`CLOUD_METADATA`], [`AllowList`] and [`check_ip`]: the verdict

@@ -1,4 +1,4 @@
-//! Unit tests for [`super`]: the DESIGN.md vector, rotation, tolerance, truncated and
+//! Unit tests for [`super`]: the fixed vector of docs/GUARANTEES.md, rotation, tolerance, truncated and
 //! malformed entries, `v1a` with an independently produced signature, and properties.
 
 use base64::Engine as _;

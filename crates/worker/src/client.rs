@@ -1,4 +1,4 @@
-//! The guarded outbound HTTP client (SECURITY.md b1): one shared `reqwest::Client`
+//! The guarded outbound HTTP client (SECURITY.md, "Outbound requests"): one shared `reqwest::Client`
 //! that follows no redirects, ignores proxy variables, and resolves names through
 //! [`GuardedResolver`], which keeps only addresses that pass
 //! [`herald_core::net::check_ip`]. The client connects to an address from that filtered

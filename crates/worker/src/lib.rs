@@ -1,5 +1,5 @@
 //! Herald's delivery engine: the dispatcher that turns stored deliveries into signed
-//! HTTP POSTs (DESIGN.md "Data flow", "Guarantees", "Signing"; SECURITY.md b1, b2, b6, b7).
+//! HTTP POSTs (docs/ARCHITECTURE.md, "The path of a message"; docs/GUARANTEES.md).
 //!
 //! Each delivery goes through named steps:
 //!

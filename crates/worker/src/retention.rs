@@ -1,4 +1,4 @@
-//! The retention sweeper (issue 3, item 9): periodically drops the payloads of
+//! The retention sweeper: periodically drops the payloads of
 //! messages past their retention (`expires_at`, set from `payloadRetentionPeriod` when
 //! the message was accepted) and deletes attempts older than
 //! [`RetentionConfig::attempt_retention`] (and ingest source log entries as old), in bounded batches so one sweep never holds

@@ -1,7 +1,7 @@
 //! The prepare step: turn a claimed delivery into the exact request Herald sends, or
 //! say why it cannot be sent. The body is the stored payload byte for byte; the
 //! Standard Webhooks headers (and their `svix-*` twins) carry the message id, the
-//! attempt time and one signature entry per active secret (DESIGN.md "Signing"). The
+//! attempt time and one signature entry per active secret (docs/GUARANTEES.md, "Signing"). The
 //! content type is JSON, or what the provider sent for a message received on a source.
 //!
 //! The HTTP exchange and what its result means are left to `client` and `outcome`.

@@ -1,4 +1,4 @@
-//! Scale-out (issue 4 item 4): three `herald serve` processes on one PostgreSQL schema
+//! Scale-out: three `herald serve` processes on one PostgreSQL schema
 //! take messages round-robin; one is SIGKILLed mid-run, and every message any node
 //! answered 202 still reaches the receiver once at least, leaving the queue drained.
 

@@ -1,7 +1,7 @@
-//! Accepted means durable, delivered at least once (DESIGN.md "Guarantees"; issue 3
-//! item 7): the real binary on one SQLite file is SIGKILLed while it accepts messages
-//! and again while it delivers a backlog, restarted each time, and every message it
-//! answered 202 still reaches the receiver, leaving the queue drained.
+//! Accepted means durable, delivered at least once (docs/GUARANTEES.md): the real
+//! binary on one SQLite file is SIGKILLed while it accepts messages and again while it
+//! delivers a backlog, restarted each time, and every message it answered 202
+//! still reaches the receiver, leaving the queue drained.
 
 use std::{
     path::{Path, PathBuf},

@@ -1,4 +1,4 @@
-//! Database outage (issue 4 item 5): a private PostgreSQL instance, started by the test
+//! Database outage: a private PostgreSQL instance, started by the test
 //! with `initdb` and `pg_ctl` on a free port (the shared server stays untouched), is
 //! stopped under a running node. Requests in the outage get a prompt 503 in the Svix
 //! error shape (no hang, no 202); once PostgreSQL is back the node recovers by itself,

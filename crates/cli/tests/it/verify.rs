@@ -1,6 +1,6 @@
 //! `herald verify`: Herald's own verifier on the command line, checked against
 //! signatures made by independent implementations (`standardwebhooks` for `v1`,
-//! `ed25519-dalek` for `v1a`) and the DESIGN.md vector.
+//! `ed25519-dalek` for `v1a`) and the fixed vector in docs/GUARANTEES.md.
 
 use std::{
     io::Write,

@@ -3,7 +3,7 @@
 //! [`check_ip`], which combines them into one verdict for one address.
 //!
 //! Rust's `is_private`/`is_global` are not used: the first misses CGNAT, metadata and
-//! the IPv6 transition ranges, and the second is unstable (SECURITY.md b1).
+//! the IPv6 transition ranges, and the second is unstable (SECURITY.md, "Outbound requests").
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -100,7 +100,7 @@ const fn row(cidr: Cidr, kind: AddressKind) -> BlockedRange {
     BlockedRange { cidr, kind }
 }
 
-/// Every range refused by default (SECURITY.md b1, plus the deprecated IPv6
+/// Every range refused by default (SECURITY.md, "Outbound requests", plus the deprecated IPv6
 /// transition and site-local ranges, refused for the same reason as NAT64 and 6to4).
 /// An IPv4-mapped IPv6 address (`::ffff:0:0/96`) is classified by its IPv4 address.
 pub const BLOCKED_RANGES: &[BlockedRange] = {

@@ -1,4 +1,4 @@
-//! A slow endpoint must not delay others (SECURITY.md b6): per-endpoint request slots,
+//! A slow endpoint must not delay others (SECURITY.md, "Resource bounds"): per-endpoint request slots,
 //! a bound on what one endpoint may hold in memory (claims skip a full endpoint), and a
 //! global bound on deliveries in flight.
 

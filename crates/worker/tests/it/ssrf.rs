@@ -1,4 +1,4 @@
-//! The SSRF guard on the send path (SECURITY.md b1): loopback receivers get nothing
+//! The SSRF guard on the send path (SECURITY.md, "Outbound requests"): loopback receivers get nothing
 //! without an allow-list, whatever the URL spelling; metadata stays blocked even when
 //! its range is opened; names are resolved by Herald and only checked addresses used.
 
