@@ -1,26 +1,22 @@
 //! [`WorkerConfig`]: the dispatcher's settings, their defaults and the rules that tie
 //! them together (a lease must outlast a request, caps must leave room for other
-//! endpoints). Reading files and the environment is the server's job; this module only
-//! describes and checks the `[worker]` section.
+//! endpoints). Reading files and the environment is the server's job (its `[worker]`
+//! section parses into this type); this module only describes and checks it.
 
 use std::time::Duration;
 
 use herald_core::{RetrySchedule, net::AllowList};
-use serde::{Deserialize, Deserializer};
 
-/// The dispatcher's settings. Durations are written in milliseconds (`*_ms` keys).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// The dispatcher's settings. In the config file durations are written in milliseconds
+/// (`*_ms` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerConfig {
     /// Deadline for one attempt: connecting, sending and reading the (capped) response.
-    #[serde(rename = "request_timeout_ms", deserialize_with = "millis")]
     pub request_timeout: Duration,
     /// Delays before successive attempts, e.g. `"0s,5s,5m,30m,2h,5h,10h,10h"`.
-    #[serde(deserialize_with = "schedule")]
     pub retry_schedule: RetrySchedule,
     /// How long a claimed delivery stays reserved for this worker. A worker that dies
     /// loses its claims when the lease runs out, and another worker sends them.
-    #[serde(rename = "lease_ms", deserialize_with = "millis")]
     pub lease: Duration,
     /// Most deliveries claimed in one store call.
     pub batch_size: usize,
@@ -35,22 +31,17 @@ pub struct WorkerConfig {
     pub max_queued_per_endpoint: usize,
     /// The periodic sweep for due deliveries; a safety net, since accepted messages
     /// wake the dispatcher at once and known retry times are waited for exactly.
-    #[serde(rename = "poll_interval_ms", deserialize_with = "millis")]
     pub poll_interval: Duration,
     /// Destination ranges opened despite the SSRF guard (`HERALD_ALLOW_CIDRS`).
-    #[serde(deserialize_with = "allow_list")]
     pub allow_cidrs: AllowList,
     /// Shortest wait honoured from a 429/503 `Retry-After`.
-    #[serde(rename = "retry_after_min_ms", deserialize_with = "millis")]
     pub retry_after_min: Duration,
     /// Longest wait honoured from a 429/503 `Retry-After`; longer values are cut to it.
-    #[serde(rename = "retry_after_max_ms", deserialize_with = "millis")]
     pub retry_after_max: Duration,
     /// Most bytes of a response body read and kept in the attempt log.
     pub max_response_bytes: usize,
     /// An endpoint that has failed without a success for this long is disabled at its
     /// next failure; `0` in the file (`None`) never disables for that reason.
-    #[serde(rename = "disable_after_failing_ms", deserialize_with = "optional_millis")]
     pub disable_after_failing: Option<Duration>,
 }
 
@@ -134,33 +125,6 @@ impl WorkerConfig {
     }
 }
 
-fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    u64::deserialize(d).map(Duration::from_millis)
-}
-
-fn optional_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    u64::deserialize(d).map(|ms| (ms > 0).then(|| Duration::from_millis(ms)))
-}
-
-fn schedule<'de, D: Deserializer<'de>>(d: D) -> Result<RetrySchedule, D::Error> {
-    String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-}
-
-/// Accepts `"10.0.0.0/8, 127.0.0.1/32"` or `["10.0.0.0/8", "127.0.0.1/32"]`.
-fn allow_list<'de, D: Deserializer<'de>>(d: D) -> Result<AllowList, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        One(String),
-        Many(Vec<String>),
-    }
-    let joined = match Raw::deserialize(d)? {
-        Raw::One(s) => s,
-        Raw::Many(v) => v.join(","),
-    };
-    joined.parse().map_err(serde::de::Error::custom)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,29 +152,5 @@ mod tests {
 
         let no_batch = WorkerConfig { batch_size: 0, ..WorkerConfig::default() };
         assert_eq!(no_batch.validate().unwrap_err().key, "batch_size");
-    }
-
-    #[test]
-    fn a_worker_section_reads_from_toml_and_rejects_typos() {
-        let c: WorkerConfig = toml::from_str(
-            r#"
-            request_timeout_ms = 5000
-            lease_ms = 30000
-            retry_schedule = "0s,1m"
-            allow_cidrs = ["10.1.0.0/16", "127.0.0.1/32"]
-            "#,
-        )
-        .unwrap();
-        assert_eq!(c.request_timeout, Duration::from_secs(5));
-        assert_eq!(c.retry_schedule.attempts(), 2);
-        assert_eq!(c.allow_cidrs.cidrs().len(), 2);
-        assert_eq!(c.batch_size, WorkerConfig::default().batch_size);
-        c.validate().unwrap();
-
-        let comma: WorkerConfig = toml::from_str(r#"allow_cidrs = "10.1.0.0/16, ::1""#).unwrap();
-        assert_eq!(comma.allow_cidrs.cidrs().len(), 2);
-        assert!(toml::from_str::<WorkerConfig>("request_timeout = 5").is_err());
-        assert!(toml::from_str::<WorkerConfig>(r#"allow_cidrs = ["10.1.0.1/16"]"#).is_err());
-        assert!(toml::from_str::<WorkerConfig>(r#"retry_schedule = "5x""#).is_err());
     }
 }

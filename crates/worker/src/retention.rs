@@ -14,21 +14,17 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use herald_core::{Clock, to_millis};
 use herald_store::{DynStore, RetentionSwept, StoreResult};
-use serde::{Deserialize, Deserializer};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ConfigError;
 
 /// The `[retention]` settings.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetentionConfig {
     /// Time between sweeps.
-    #[serde(rename = "interval_ms", deserialize_with = "millis")]
     pub interval: Duration,
     /// Attempts older than this many days are deleted.
-    #[serde(rename = "attempt_retention_days")]
     pub attempt_retention_days: u32,
     /// Most rows changed per statement; a sweep repeats batches until one is not full.
     pub batch_size: usize,
@@ -68,10 +64,6 @@ impl RetentionConfig {
         }
         Ok(())
     }
-}
-
-fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    u64::deserialize(d).map(Duration::from_millis)
 }
 
 /// Sweeps until nothing more is due now, batch by batch; returns the totals.

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use herald_core::{RetrySchedule, net::AllowList, retry::parse_duration};
+use herald_core::{net::AllowList, retry::parse_duration};
 use secrecy::SecretString;
 
 use super::{
@@ -134,29 +134,9 @@ pub struct NetConfig {
     pub allow_cidrs: AllowList,
 }
 
-/// `[worker]`: delivery.
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    /// `HERALD_RETRY_SCHEDULE`.
-    pub retry_schedule: RetrySchedule,
-    /// How long a claimed delivery stays reserved for this node (`worker.lease_ms`);
-    /// a node that dies loses its claims when the lease runs out.
-    pub lease: Duration,
-    /// Deadline for one delivery attempt (`worker.request_timeout_ms`). The lease must
-    /// exceed it by at least 5 s.
-    pub request_timeout: Duration,
-    /// An endpoint failing without a success for this long is disabled at its next
-    /// failure; `None` (written 0) never (`worker.disable_after_failing_ms`).
-    pub disable_after_failing: Option<Duration>,
-    /// The safety-net sweep for due deliveries (`worker.poll_interval_ms`).
-    pub poll_interval: Duration,
-    /// Most deliveries claimed in one store call (`worker.batch_size`).
-    pub batch_size: usize,
-    /// Most deliveries this node holds at once (`worker.max_in_flight`).
-    pub max_in_flight: usize,
-    /// Most concurrent requests to one endpoint (`worker.max_in_flight_per_endpoint`).
-    pub max_in_flight_per_endpoint: usize,
-}
+/// `[worker]`: delivery. The worker's own type; its SSRF allow-list comes from `[net]`
+/// (see [`Config::worker_config`]), and keys without a setting keep the worker's defaults.
+pub use herald_worker::WorkerConfig;
 
 /// `[retention]`: the sweeper that drops expired payloads and old attempts (worker role).
 pub use herald_worker::RetentionConfig;
@@ -210,21 +190,9 @@ impl Config {
     }
 
     /// The dispatcher's settings: the `[worker]` section plus the SSRF allow-list from
-    /// `[net]`; keys without a setting keep the worker's defaults.
-    pub fn worker_config(&self) -> herald_worker::WorkerConfig {
-        let w = &self.worker;
-        herald_worker::WorkerConfig {
-            retry_schedule: w.retry_schedule.clone(),
-            allow_cidrs: self.net.allow_cidrs.clone(),
-            lease: w.lease,
-            request_timeout: w.request_timeout,
-            disable_after_failing: w.disable_after_failing,
-            poll_interval: w.poll_interval,
-            batch_size: w.batch_size,
-            max_in_flight: w.max_in_flight,
-            max_in_flight_per_endpoint: w.max_in_flight_per_endpoint,
-            ..herald_worker::WorkerConfig::default()
-        }
+    /// `[net]`, which the API's URL checks share.
+    pub fn worker_config(&self) -> WorkerConfig {
+        WorkerConfig { allow_cidrs: self.net.allow_cidrs.clone(), ..self.worker.clone() }
     }
 
     fn parse_layers(l: &Layers) -> Result<Self, ConfigError> {
@@ -274,6 +242,7 @@ impl Config {
                 max_in_flight_per_endpoint: l
                     .require("worker.max_in_flight_per_endpoint", |v| parse_count(v, 1, 100_000))?
                     as usize,
+                ..WorkerConfig::default()
             },
             retention: RetentionConfig {
                 interval: l.require("retention.interval_ms", |v| parse_millis(v, 1))?,
