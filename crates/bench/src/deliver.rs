@@ -100,30 +100,66 @@ async fn start(args: &DeliverArgs) -> anyhow::Result<Setup> {
 
 /// Posts `count` messages from `clients` concurrent clients; returns how many were accepted.
 async fn post_many(setup: &Setup, url: &str, count: u64, args: &DeliverArgs, deliver_at: Option<&str>) -> u64 {
-    let next = Arc::new(AtomicU64::new(0));
-    let accepted = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..args.clients)
-        .map(|_| {
-            let (api, url, next, accepted) = (setup.api.clone(), url.to_owned(), next.clone(), accepted.clone());
-            let (epoch, size, deliver_at) = (setup.epoch, args.payload_bytes, deliver_at.map(str::to_owned));
-            tokio::spawn(async move {
-                while next.fetch_add(1, Ordering::Relaxed) < count {
-                    if api.post(&url, message_body(size, epoch, deliver_at.as_deref()), None).await {
-                        accepted.fetch_add(1, Ordering::Relaxed);
+    let load = Load { clients: args.clients, payload_bytes: args.payload_bytes, epoch: setup.epoch };
+    load.post_many(&setup.api, url, count, deliver_at).await
+}
+
+/// How a burst of message creates is sent.
+#[derive(Clone, Copy)]
+pub struct Load {
+    pub clients: usize,
+    pub payload_bytes: usize,
+    /// Payloads carry their send time relative to this, for end-to-end latency.
+    pub epoch: Instant,
+}
+
+impl Load {
+    /// Posts `count` messages from `clients` concurrent clients; returns how many were accepted.
+    pub async fn post_many(&self, api: &Api, url: &str, count: u64, deliver_at: Option<&str>) -> u64 {
+        let next = Arc::new(AtomicU64::new(0));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let tasks: Vec<_> = (0..self.clients)
+            .map(|_| {
+                let (api, url, next, accepted) = (api.clone(), url.to_owned(), next.clone(), accepted.clone());
+                let (epoch, size, deliver_at) = (self.epoch, self.payload_bytes, deliver_at.map(str::to_owned));
+                tokio::spawn(async move {
+                    while next.fetch_add(1, Ordering::Relaxed) < count {
+                        if api.post(&url, message_body(size, epoch, deliver_at.as_deref()), None).await {
+                            accepted.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
-                }
+                })
             })
-        })
-        .collect();
-    for task in tasks {
-        let _ = task.await;
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+        accepted.load(Ordering::Relaxed)
     }
-    accepted.load(Ordering::Relaxed)
+
+    /// Sends messages at `rate` per second for `duration`, each from its own task so a
+    /// slow answer does not hold the next one back; returns how many were accepted.
+    pub async fn post_steady(&self, api: &Api, url: &str, rate: u64, duration: Duration) -> anyhow::Result<u64> {
+        let total = rate * duration.as_secs().max(1);
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut tasks = Vec::with_capacity(usize::try_from(total).unwrap_or(usize::MAX));
+        for _ in 0..total {
+            ticker.tick().await;
+            let (api, url, body) = (api.clone(), url.to_owned(), message_body(self.payload_bytes, self.epoch, None));
+            tasks.push(tokio::spawn(async move { api.post(&url, body, None).await }));
+        }
+        let mut accepted = 0;
+        for task in tasks {
+            accepted += u64::from(task.await.context("sender task")?);
+        }
+        Ok(accepted)
+    }
 }
 
 /// Waits until the receiver has `want` requests; returns the time of the first and
 /// the last arrival as seen by polling every millisecond.
-async fn wait_for(receiver: &Receiver, want: u64, timeout: Duration) -> anyhow::Result<(Instant, Instant)> {
+pub async fn wait_for(receiver: &Receiver, want: u64, timeout: Duration) -> anyhow::Result<(Instant, Instant)> {
     let deadline = Instant::now() + timeout;
     let mut first = None;
     loop {
@@ -167,20 +203,8 @@ async fn throughput(args: &DeliverArgs, endpoints: usize) -> anyhow::Result<()> 
 async fn steady_latency(args: &DeliverArgs) -> anyhow::Result<()> {
     let setup = start(args).await?;
     let url = setup.api.setup(1, &setup.receiver.url()).await?;
-    let total = args.rate * args.steady.as_secs().max(1);
-    let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut tasks = Vec::with_capacity(total as usize);
-    for _ in 0..total {
-        ticker.tick().await;
-        let (api, url, body) = (setup.api.clone(), url.clone(), message_body(args.payload_bytes, setup.epoch, None));
-        tasks.push(tokio::spawn(async move { api.post(&url, body, None).await }));
-    }
-    let mut accepted = 0;
-    for task in tasks {
-        accepted += u64::from(task.await.context("sender task")?);
-    }
+    let load = Load { clients: args.clients, payload_bytes: args.payload_bytes, epoch: setup.epoch };
+    let accepted = load.post_steady(&setup.api, &url, args.rate, args.steady).await?;
     wait_for(&setup.receiver, accepted, args.timeout).await?;
     println!("steady {} msg/s for {:?}: {accepted} messages delivered", args.rate, args.steady);
     print_latency("end-to-end:", &setup.receiver.take_latency());

@@ -7,7 +7,9 @@
 //! Figures and the commands that produced them are kept in BENCHMARKS.md.
 
 mod api;
+mod compare;
 mod deliver;
+mod forwarder;
 mod ingest;
 mod postgres;
 mod receive;
@@ -39,6 +41,12 @@ enum Bench {
     Receive(receive::ReceiveArgs),
     /// Live stream (SSE): create-to-receipt latency, memory of idle subscribers.
     Stream(stream::StreamArgs),
+    /// Ingest, fan-out and steady-rate scenarios against the no-storage forwarder and
+    /// Herald in one run, each figure with its ratio to the forwarder's.
+    Compare(compare::CompareArgs),
+    /// The no-storage forwarder that `compare` measures Herald against (run by it).
+    #[command(hide = true)]
+    Forwarder(forwarder::ForwarderArgs),
 }
 
 fn parse_run_time(s: &str) -> Result<Duration, String> {
@@ -56,6 +64,8 @@ async fn main() -> anyhow::Result<()> {
         Bench::Deliver(args) => deliver::run(args).await,
         Bench::Receive(args) => receive::run(args).await,
         Bench::Stream(args) => stream::run(args).await,
+        Bench::Compare(args) => compare::run(args).await,
+        Bench::Forwarder(args) => forwarder::run(args).await,
     }
 }
 

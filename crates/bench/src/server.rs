@@ -106,7 +106,8 @@ impl ChildServer {
     /// Starts `bin` in `role` (`all`, `api`, `worker`) on `database_url`, with loopback
     /// delivery allowed so webhooks can reach the bench's own receiver.
     fn start(bin: &Path, role: &str, database_url: &str, token: &str) -> anyhow::Result<Self> {
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .arg("serve")
             .env("HERALD_LISTEN", "127.0.0.1:0")
             .env("HERALD_DATABASE_URL", database_url)
@@ -116,12 +117,26 @@ impl ChildServer {
             // The receive bench measures the path at full speed from one provider; the
             // per-source limit (1,000/s by default) would make its max-rate phase a 429 count.
             .env("HERALD_INGEST_RATE_LIMIT", "off")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn");
+        Self::spawn(command, token)
+    }
+
+    /// Starts this bench binary's own `forwarder` (the no-storage yardstick).
+    pub fn start_forwarder() -> anyhow::Result<Self> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command.arg("forwarder");
+        Self::spawn(command, "forwarder-takes-any-token")
+    }
+
+    /// Runs `command` and waits for the `… listening on http://ADDR` line it prints.
+    fn spawn(mut command: Command, token: &str) -> anyhow::Result<Self> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+            .with_context(|| format!("starting {program}"))?;
 
         // Read stdout on a thread so the wait is bounded by a deadline.
         let stdout = child.stdout.take().context("child stdout")?;
@@ -139,13 +154,25 @@ impl ChildServer {
             let Ok(line) = rx.recv_timeout(left) else {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("{} did not report its address within {STARTUP_TIMEOUT:?}", bin.display());
+                bail!("{program} did not report its address within {STARTUP_TIMEOUT:?}");
             };
-            if let Some(addr) = line.strip_prefix("Herald listening on http://") {
+            if let Some((_, addr)) = line.split_once(" listening on http://") {
                 break addr.trim().parse().context("parsing the server address")?;
             }
         };
         Ok(Self { child, addr, token: token.to_owned() })
+    }
+
+    /// CPU time the child has used so far, user and system, over all its threads.
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // The command name (field 2) may hold spaces; the fields after its `)` do not.
+        let rest = stat.rsplit_once(')').context("malformed stat line")?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        let ticks: u64 =
+            fields.get(11..13).context("short stat line")?.iter().map(|f| f.parse::<u64>()).sum::<Result<_, _>>()?;
+        Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second() as f64))
     }
 
     /// Peak resident set size of the child so far (`VmHWM`), in KiB.
@@ -164,6 +191,20 @@ impl ChildServer {
         let kib = line.split_whitespace().nth(1).with_context(|| format!("malformed {field} line"))?;
         Ok(kib.parse()?)
     }
+}
+
+/// The kernel's clock tick for `/proc` CPU times (`getconf CLK_TCK`; 100 on Linux).
+fn clock_ticks_per_second() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(100)
+    })
 }
 
 impl Drop for ChildServer {
