@@ -1,5 +1,6 @@
-//! The route table of the management API, one module per resource, and what handlers share: resolving the
-//! application in the path under the caller's scope, and patch-field decoding.
+//! The route table of the management API, one module per resource (ingest has its own,
+//! in `crate::ingest`), and what handlers share: resolving the application in the path
+//! under the caller's scope, and patch-field decoding.
 
 use axum::{
     Router,
