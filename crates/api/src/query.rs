@@ -4,10 +4,10 @@
 //! they used to read single values, after resolving the path, so a missing resource
 //! still answers 404 before a bad parameter answers 422.
 //!
-//! The reading keeps the rules of [`Query`]: a parameter's last value counts, and an
-//! empty one counts as absent; a list takes every value, from repeated keys
-//! (`a=x&a=y`, also `a[]=x`) and comma-separated ones (`a=x,y`) alike, as the SDKs send
-//! both. Booleans are `true`/`false` (any case) or `1`/`0`. A value that does not parse
+//! The reading keeps the rules of [`Query`]: a scalar's last value counts, and an
+//! empty one counts as absent (so scalars are `Option`s); a list (a `Vec` with
+//! `#[serde(default)]`) takes every non-empty value, from repeated keys (`a=x&a=y`,
+//! also `a[]=x`) and comma-separated ones (`a=x,y`) alike, as the SDKs send both. Booleans are `true`/`false` (any case) or `1`/`0`. A value that does not parse
 //! is a 422 located at `["query", name]`; rules beyond the type (ranges, id shapes) are
 //! the handler's, which reports them the same way.
 
@@ -124,7 +124,9 @@ impl<'de> de::MapAccess<'de> for Fields<'_> {
     fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, ParamError> {
         while let Some(&name) = self.names.get(self.next) {
             self.next += 1;
-            if self.query.get(name).is_some_and(|v| !v.is_empty()) {
+            // Present when a scalar reading (the last value) or a list reading (every
+            // value) finds something; an empty last value then reads as `None` below.
+            if self.query.get(name).is_some_and(|v| !v.is_empty()) || !self.query.list(name).is_empty() {
                 self.current = name;
                 return seed.deserialize(name.into_deserializer()).map(Some);
             }
@@ -164,8 +166,8 @@ impl<'de> Deserializer<'de> for Value<'_> {
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
-        // Only present, non-empty parameters reach a value.
-        visitor.visit_some(self)
+        // A scalar whose last value is empty is absent, as if never given.
+        if self.raw().is_empty() { visitor.visit_none() } else { visitor.visit_some(self) }
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
@@ -220,7 +222,8 @@ mod tests {
         flag: Option<bool>,
         limit: Option<u64>,
         name: Option<String>,
-        tags: Option<Vec<String>>,
+        #[serde(default)]
+        tags: Vec<String>,
         #[serde(default, deserialize_with = "rfc3339")]
         when: Option<DateTime<Utc>>,
     }
@@ -240,16 +243,17 @@ mod tests {
         assert_eq!(s.flag, Some(true));
         assert_eq!(s.limit, Some(7));
         assert_eq!(s.name.as_deref(), Some("a"));
-        assert_eq!(s.tags, Some(vec!["x".to_owned(), "y".to_owned(), "z".to_owned()]));
+        assert_eq!(s.tags, ["x", "y", "z"]);
         assert!(s.when.is_some());
     }
 
     #[test]
     fn empty_and_absent_are_none() {
-        let none = Sample { flag: None, limit: None, name: None, tags: None, when: None };
+        let none = Sample { flag: None, limit: None, name: None, tags: Vec::new(), when: None };
         assert_eq!(read("").unwrap(), none);
-        assert_eq!(read("flag=&limit=&name=&tags=&when=").unwrap(), none);
-        assert_eq!(read("flag=true&flag=").unwrap(), none);
+        assert_eq!(read("flag=&limit=&name=&tags=&tags=,&when=").unwrap(), none);
+        // A scalar's last value counts; a list keeps every non-empty one.
+        assert_eq!(read("flag=true&flag=&tags=a&tags=").unwrap(), Sample { tags: vec!["a".to_owned()], ..none });
     }
 
     #[test]

@@ -246,7 +246,8 @@ struct AttemptFilterParams {
     /// Filter response based on the tag
     tag: Option<String>,
     /// Filter response based on the event type
-    event_types: Option<Vec<String>>,
+    #[serde(default)]
+    event_types: Vec<String>,
 }
 
 /// How much of each attempt the lists show (with [`ExpandedStatuses`]).
@@ -285,7 +286,8 @@ struct EndpointMessageParams {
     #[param(value_type = Option<MessageStatus>)]
     status: Option<u64>,
     /// Filter response based on the event type
-    event_types: Option<Vec<String>>,
+    #[serde(default)]
+    event_types: Vec<String>,
 }
 
 /// The time range of the endpoint stats.
@@ -321,8 +323,7 @@ pub(crate) fn code_class(class: Option<u64>, loc: &[&str]) -> Result<Option<u16>
     }
 }
 
-fn event_types(types: Option<Vec<String>>) -> Result<Option<Vec<String>>, ApiError> {
-    let types = types.unwrap_or_default();
+fn event_types(types: Vec<String>) -> Result<Option<Vec<String>>, ApiError> {
     checked_list("event_types", &types, validate::name)?;
     Ok((!types.is_empty()).then_some(types))
 }

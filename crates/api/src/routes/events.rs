@@ -62,9 +62,11 @@ pub(crate) fn decode_position(raw: &str, loc: &[&str]) -> Result<Position, ApiEr
 #[into_params(parameter_in = Query)]
 pub(crate) struct EventFilterParams {
     /// Filter response based on the event type
-    event_types: Option<Vec<String>>,
+    #[serde(default)]
+    event_types: Vec<String>,
     /// Filter response based on the channel.
-    channels: Option<Vec<String>>,
+    #[serde(default)]
+    channels: Vec<String>,
 }
 
 /// `after`, the events API's start time.
@@ -102,7 +104,6 @@ fn paging(query: &Query) -> Result<(usize, Option<Position>), ApiError> {
 pub(crate) fn event_filter(query: &Query) -> Result<EventFilter, ApiError> {
     let EventFilterParams { event_types, channels } = query.params()?;
     let EventsAfter { after } = query.params()?;
-    let (event_types, channels) = (event_types.unwrap_or_default(), channels.unwrap_or_default());
     checked_list("event_types", &event_types, validate::name)?;
     checked_list("channels", &channels, validate::channel)?;
     Ok(EventFilter {

@@ -310,7 +310,8 @@ struct MessageFilterParams {
     /// Filter messages matching the provided tag.
     tag: Option<String>,
     /// Filter response based on the event type
-    event_types: Option<Vec<String>>,
+    #[serde(default)]
+    event_types: Vec<String>,
 }
 
 /// List Messages.
@@ -328,7 +329,6 @@ pub(crate) async fn list(
     let with_content = query.params::<WithContent>()?.with_content.unwrap_or(true);
     let MessageFilterParams { channel, tag, event_types } = query.params()?;
     let CreatedBetween { before, after } = query.params()?;
-    let event_types = event_types.unwrap_or_default();
     checked_list("event_types", &event_types, validate::name)?;
     let filter = MessageFilter {
         event_types: (!event_types.is_empty()).then_some(event_types),
