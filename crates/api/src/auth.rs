@@ -5,11 +5,7 @@
 //! A store failure during the lookup is a 503, never a 401: an outage must not look
 //! like a revoked credential.
 
-use std::{
-    collections::HashMap,
-    sync::RwLock,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use axum::{
     extract::{FromRequestParts, Request, State},
@@ -24,14 +20,12 @@ use herald_store::TokenRecord;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::{Shared, error::ApiError};
+use crate::{Shared, cache::TokenHashCache, error::ApiError};
 
 /// Prefix of every token Herald mints, so leaked tokens are recognisable.
 pub const TOKEN_PREFIX: &str = "hld_";
 /// How long a successful lookup is trusted without asking the store again.
-const CACHE_TTL: Duration = Duration::from_secs(10);
-/// Beyond this many cached tokens the cache starts over, bounding memory.
-const CACHE_MAX: usize = 10_000;
+pub(crate) const CACHE_TTL: Duration = Duration::from_secs(10);
 
 /// Makes a new token: the plain text to show once, and the record to store.
 pub fn mint_token(app_id: Option<AppId>, now: DateTime<Utc>, rng: &mut impl RngCore) -> (String, TokenRecord) {
@@ -100,28 +94,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
 }
 
 /// Recently seen tokens, so most requests skip the store lookup.
-#[derive(Default)]
-pub(crate) struct TokenCache {
-    entries: RwLock<HashMap<String, (Auth, Instant)>>,
-}
-
-impl TokenCache {
-    fn get(&self, hash: &str, now: Instant) -> Option<Auth> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.get(hash).filter(|(_, until)| *until > now).map(|(auth, _)| auth.clone())
-    }
-
-    fn put(&self, hash: String, auth: Auth, now: Instant) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= CACHE_MAX {
-            entries.retain(|_, (_, until)| *until > now);
-            if entries.len() >= CACHE_MAX {
-                entries.clear();
-            }
-        }
-        entries.insert(hash, (auth, now + CACHE_TTL));
-    }
-}
+pub(crate) type TokenCache = TokenHashCache<Auth>;
 
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers.get(header::AUTHORIZATION).ok_or(ApiError::Unauthorized("missing bearer token"))?;

@@ -1,7 +1,7 @@
 //! Our own extractors, so every rejection has the contract's shape: JSON bodies
 //! (content type → 415, size → 413, syntax → 400, shape and rules → 422 with a `loc`),
-//! path keys, and query strings read by hand so arrays work in both SDK styles
-//! (`a=x&a=y` and `a=x,y`). Also the body-limit middleware: a declared length over the
+//! path keys, and query strings split into pairs (read into typed parameters by
+//! `query`). Also the body-limit middleware: a declared length over the
 //! limit is refused before anything is read, and a streamed body is cut off at it.
 
 use std::error::Error as StdError;
@@ -13,7 +13,6 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, Utc};
 use herald_core::{ValidationError, validate};
 use http_body_util::{LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
@@ -189,56 +188,6 @@ impl Query {
             .map(str::to_owned)
             .collect()
     }
-
-    /// A boolean (`true`/`false`), or `default` when absent.
-    ///
-    /// # Errors
-    /// 422 for any other value.
-    pub fn bool(&self, name: &str, default: bool) -> Result<bool, ApiError> {
-        match self.get(name) {
-            None | Some("") => Ok(default),
-            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(true),
-            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(false),
-            Some(_) => Err(ApiError::invalid(&["query", name], "value could not be parsed to a boolean")),
-        }
-    }
-
-    /// An unsigned integer, if given.
-    ///
-    /// # Errors
-    /// 422 when it is not one.
-    pub fn u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
-        match self.get(name) {
-            None | Some("") => Ok(None),
-            Some(v) => {
-                v.parse().map(Some).map_err(|_| ApiError::invalid(&["query", name], "value is not a valid integer"))
-            }
-        }
-    }
-
-    /// An RFC 3339 timestamp, if given.
-    ///
-    /// # Errors
-    /// 422 when it does not parse.
-    pub fn datetime(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-        match self.get(name) {
-            None | Some("") => Ok(None),
-            Some(v) => DateTime::parse_from_rfc3339(v)
-                .map(|t| Some(t.with_timezone(&Utc)))
-                .map_err(|_| ApiError::invalid(&["query", name], "value is not a valid RFC 3339 date-time")),
-        }
-    }
-
-    /// A string checked by `rule`, if given.
-    ///
-    /// # Errors
-    /// 422 when `rule` refuses it.
-    pub fn checked(&self, name: &str, rule: fn(&str) -> Result<(), String>) -> Result<Option<String>, ApiError> {
-        match self.get(name) {
-            None | Some("") => Ok(None),
-            Some(v) => rule(v).map(|()| Some(v.to_owned())).map_err(|msg| ApiError::invalid(&["query", name], msg)),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -253,18 +202,6 @@ mod tests {
         let q = Query::parse("event_types=a&event_types=b,c&event_types%5B%5D=d&other=x&event_types=");
         assert_eq!(q.list("event_types"), ["a", "b", "c", "d"]);
         assert_eq!(q.list("missing"), Vec::<String>::new());
-    }
-
-    #[test]
-    fn scalars_take_the_last_value_and_reject_garbage() {
-        let q = Query::parse("limit=5&limit=7&flag=true&bad=maybe&when=2024-01-02T03:04:05Z");
-        assert_eq!(q.u64("limit").unwrap(), Some(7));
-        assert!(q.bool("flag", false).unwrap());
-        assert!(!q.bool("absent", false).unwrap());
-        assert_eq!(q.bool("bad", false).unwrap_err().status().as_u16(), 422);
-        assert!(q.datetime("when").unwrap().is_some());
-        assert!(q.datetime("bad").is_err());
-        assert!(q.u64("bad").is_err());
     }
 
     #[derive(Debug, Deserialize)]
@@ -309,10 +246,7 @@ mod tests {
         fn query_parsing_never_panics(raw in ".{0,200}") {
             let q = Query::parse(&raw);
             let _ = q.list("a");
-            let _ = q.bool("a", true);
-            let _ = q.u64("a");
-            let _ = q.datetime("a");
-            let _ = q.checked("a", validate::channel);
+            let _ = q.get("a");
         }
 
         #[test]

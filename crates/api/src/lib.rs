@@ -7,22 +7,24 @@
 
 use std::sync::Arc;
 
-use axum::{Router, middleware::from_fn_with_state};
+use axum::{Router, middleware::from_fn_with_state, routing::get};
 use herald_core::{Clock, net::AllowList};
 use herald_metrics::Metrics;
 use herald_store::DynStore;
 use tokio_util::sync::CancellationToken;
 
 pub mod auth;
+mod cache;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
-mod ingest_guard;
+pub mod ingest;
 pub mod openapi;
 pub mod pagination;
+pub mod params;
+mod query;
 pub mod ratelimit;
 pub mod routes;
-mod source_types;
 
 pub use error::ApiError;
 pub use routes::stream::StreamConfig;
@@ -108,9 +110,9 @@ pub(crate) struct Ctx {
     pub metrics: Arc<Metrics>,
     pub tokens: auth::TokenCache,
     /// Ingest sources recently found by their URL token.
-    pub sources: routes::receive::SourceCache,
+    pub sources: ingest::receive::SourceCache,
     /// Each ingest source's rate limit and request log fold.
-    pub ingest_guard: ingest_guard::IngestGuard,
+    pub ingest_guard: ingest::guard::IngestGuard,
     pub limiter: Option<ratelimit::RateLimiter>,
     /// When set, endpoint URLs are also refused if they name a blocked address.
     pub ssrf_allow: Option<AllowList>,
@@ -145,23 +147,29 @@ pub fn router_with_ssrf_guard(state: AppState, allow: AllowList) -> Router {
 fn build(state: AppState, ssrf_allow: Option<AllowList>) -> Router {
     let limiter = state.config.rate_limit.map(ratelimit::RateLimiter::new);
     let ingest_guard =
-        ingest_guard::IngestGuard::new(state.config.ingest_rate_limit, herald_core::to_millis((state.clock)()));
+        ingest::guard::IngestGuard::new(state.config.ingest_rate_limit, herald_core::to_millis((state.clock)()));
     let ctx: Shared = Arc::new(Ctx {
         store: state.store,
         config: state.config,
         clock: state.clock,
         metrics: state.metrics,
-        tokens: auth::TokenCache::default(),
-        sources: routes::receive::SourceCache::default(),
+        tokens: auth::TokenCache::new(auth::CACHE_TTL),
+        sources: ingest::receive::SourceCache::new(ingest::receive::CACHE_TTL),
         ingest_guard,
         limiter,
         ssrf_allow,
         shutdown: state.shutdown,
     });
-    let generic = routes::management().route_layer(from_fn_with_state(ctx.clone(), idempotency::middleware));
+    let generic = routes::management()
+        .merge(ingest::management())
+        .route_layer(from_fn_with_state(ctx.clone(), idempotency::middleware));
     let protected =
         generic.merge(routes::messages::router()).route_layer(from_fn_with_state(ctx.clone(), auth::authenticate));
+    // Without a bearer token: the ingest URL's token is in its path and each request is
+    // verified by its source's scheme; the OpenAPI document is public.
     routes::public()
+        .merge(ingest::public())
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .merge(protected)
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)

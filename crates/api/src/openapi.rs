@@ -12,9 +12,8 @@ use axum::{
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
 use utoipa::{
-    Modify, OpenApi, ToSchema,
+    Modify, OpenApi,
     openapi::{
         ContentBuilder, Ref, ResponseBuilder,
         security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
@@ -24,19 +23,14 @@ use utoipa::{
 use crate::{
     Shared,
     error::{HttpErrorOut, HttpValidationError, ValidationErrorOut},
+    ingest::{endpoints as ie, receive, sources},
+    pagination::Ordering,
     routes::{
-        applications, attempts, endpoint_types as ept, endpoints, event_types, events, headers, health,
-        ingest_endpoints as ie, messages, receive, recovery, retry_schedules, sources, stream,
+        applications, attempts,
+        endpoints::{handlers as eps, headers, secret, types as ept},
+        event_types, events, health, messages, recovery, retry_schedules, stream,
     },
 };
-
-/// Defines the ordering in a listing of results.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Ordering {
-    Ascending,
-    Descending,
-}
 
 /// Name of the bearer security scheme, as the contract calls it.
 const SECURITY: &str = "HTTPBearer";
@@ -50,8 +44,8 @@ const SECURITY: &str = "HTTPBearer";
         event_types::list, event_types::create, event_types::get, event_types::upsert,
         event_types::patch, event_types::delete,
         retry_schedules::get, retry_schedules::set,
-        endpoints::list, endpoints::create, endpoints::get, endpoints::upsert, endpoints::patch,
-        endpoints::delete, endpoints::get_secret, endpoints::rotate_secret,
+        eps::list, eps::create, eps::get, eps::upsert, eps::patch, eps::delete,
+        secret::get_secret, secret::rotate_secret,
         headers::get, headers::put, headers::patch,
         messages::create, messages::list, messages::get_one,
         attempts::list_by_endpoint, attempts::list_by_msg, attempts::get_one, attempts::expunge_attempt,
@@ -73,7 +67,7 @@ const SECURITY: &str = "HTTPBearer";
         event_types::EventTypeUpsertIn, event_types::EventTypeList,
         retry_schedules::RetryScheduleInOut, retry_schedules::RetryScheduleList, retry_schedules::DurationInOut,
         ept::EndpointIn, ept::EndpointOut, ept::EndpointPatch, ept::EndpointUpsertIn, ept::EndpointList,
-        ept::EndpointSecretOut, ept::EndpointSecretRotateIn,
+        secret::EndpointSecretOut, secret::EndpointSecretRotateIn,
         headers::EndpointHeadersIn, headers::EndpointHeadersOut, headers::EndpointHeadersPatchIn,
         messages::MessageIn, messages::MessageOut, messages::MessageList,
         attempts::MessageStatus, attempts::MessageStatusText, attempts::MessageAttemptTriggerType,

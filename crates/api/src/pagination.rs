@@ -3,11 +3,95 @@
 //!
 //! An iterator is the sort key of an item already seen: the last item's key walks
 //! forwards, `-` plus the first item's key walks backwards. The store does the walking.
+//!
+//! A leaf module: routes and the OpenAPI document use it, it uses neither.
 
 use herald_store::{Cursor, Direction, Order, Page, PageQuery};
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize, de};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::{error::ApiError, extract::Query};
+
+/// Defines the ordering in a listing of results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Ordering {
+    Ascending,
+    Descending,
+}
+
+impl<'de> Deserialize<'de> for Ordering {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match String::deserialize(deserializer)?.as_str() {
+            "ascending" => Ok(Self::Ascending),
+            "descending" => Ok(Self::Descending),
+            _ => Err(de::Error::custom("order must be `ascending` or `descending`")),
+        }
+    }
+}
+
+/// `limit` and `iterator`, the paging parameters of every list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// Limit the number of returned items
+    #[param(minimum = 1, maximum = 250)]
+    pub limit: Option<u64>,
+    /// The iterator returned from a prior invocation
+    pub iterator: Option<String>,
+}
+
+/// `order`, for the lists whose contract lets the caller choose it.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Sorting {
+    /// The sorting order of the returned items
+    pub order: Option<Ordering>,
+}
+
+/// Reads [`Paging`] and [`Sorting`] from the query and makes the store's page query.
+///
+/// # Errors
+/// 422 for a limit out of range, an unknown order or a malformed iterator.
+pub fn page_query(query: &Query, default_order: Order, is_key: fn(&str) -> bool) -> Result<PageQuery, ApiError> {
+    query.params::<Paging>()?.page(&query.params()?, default_order, is_key)
+}
+
+impl Paging {
+    /// The page size: `limit`, or [`DEFAULT_LIMIT`] when absent.
+    ///
+    /// # Errors
+    /// 422 for a limit outside 1 to [`MAX_LIMIT`].
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(n) if (1..=MAX_LIMIT as u64).contains(&n) => Ok(n as usize),
+            Some(_) => Err(ApiError::invalid(&["query", "limit"], format!("limit must be between 1 and {MAX_LIMIT}"))),
+        }
+    }
+
+    /// The store's page query: this paging in `order` (the list's default unless
+    /// `sorting` names one). `is_key` says whether an iterator's key is a well-formed
+    /// sort key of this list.
+    ///
+    /// # Errors
+    /// 422 for a limit out of range or a malformed iterator.
+    pub fn page(
+        &self,
+        sorting: &Sorting,
+        default_order: Order,
+        is_key: fn(&str) -> bool,
+    ) -> Result<PageQuery, ApiError> {
+        let limit = self.limit()?;
+        let order = match sorting.order {
+            None => default_order,
+            Some(Ordering::Ascending) => Order::Ascending,
+            Some(Ordering::Descending) => Order::Descending,
+        };
+        let cursor = self.iterator.as_deref().map(|raw| parse_iterator(raw, is_key)).transpose()?;
+        Ok(PageQuery { limit, cursor, order })
+    }
+}
 
 /// Items per page when `limit` is absent.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -41,34 +125,6 @@ macro_rules! list_schema {
             done: bool,
         }
     };
-}
-
-/// Reads `limit`, `iterator` and `order` from the query. `is_key` says whether an
-/// iterator's key is a well-formed sort key of this list.
-///
-/// # Errors
-/// 422 for a limit out of range, an unknown order or a malformed iterator.
-pub fn page_query(query: &Query, default_order: Order, is_key: fn(&str) -> bool) -> Result<PageQuery, ApiError> {
-    let limit = match query.u64("limit")? {
-        None => DEFAULT_LIMIT,
-        Some(n) if (1..=MAX_LIMIT as u64).contains(&n) => n as usize,
-        Some(_) => {
-            return Err(ApiError::invalid(&["query", "limit"], format!("limit must be between 1 and {MAX_LIMIT}")));
-        }
-    };
-    let order = match query.get("order") {
-        None | Some("") => default_order,
-        Some("ascending") => Order::Ascending,
-        Some("descending") => Order::Descending,
-        Some(_) => {
-            return Err(ApiError::invalid(&["query", "order"], "order must be `ascending` or `descending`"));
-        }
-    };
-    let cursor = match query.get("iterator") {
-        None | Some("") => None,
-        Some(raw) => Some(parse_iterator(raw, is_key)?),
-    };
-    Ok(PageQuery { limit, cursor, order })
 }
 
 /// Turns an iterator string into a cursor.

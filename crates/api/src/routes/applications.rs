@@ -16,7 +16,7 @@ use herald_core::{
 };
 use herald_store::{AppFilter, Order, StoreError};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::{created_or_ok, load_app, patch_field};
 use crate::{
@@ -24,7 +24,8 @@ use crate::{
     auth::Auth,
     error::ApiError,
     extract::{Json, Keys, Query, Validate, check_key},
-    pagination::{ListResponse, list_response, page_query},
+    pagination::{ListResponse, Paging, Sorting, list_response, page_query},
+    params::AppPath,
 };
 
 /// A new application, or the full replacement of one.
@@ -134,16 +135,30 @@ fn new_application(ctx: &Shared, input: ApplicationIn, uid: Option<String>) -> A
     }
 }
 
+/// The application list's filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AppListFilter {
+    /// Exclude applications that have no endpoints. Default is false.
+    exclude_apps_with_no_endpoints: Option<bool>,
+    /// Exclude applications that have only disabled endpoints. Default is false.
+    exclude_apps_with_disabled_endpoints: Option<bool>,
+    /// Accepted for compatibility: Herald has no Svix Play endpoints, so it excludes nothing.
+    #[expect(dead_code, reason = "parsed so a malformed value is refused; Herald has no Svix Play endpoints")]
+    exclude_apps_with_svix_play_endpoints: Option<bool>,
+}
+
+/// Whether creating an application whose `uid` exists returns that one.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct GetIfExists {
+    /// Get an existing application, or create a new one if doesn't exist.
+    get_if_exists: Option<bool>,
+}
+
 /// List Applications.
 #[utoipa::path(get, path = "/api/v1/app", operation_id = "v1.application.list", tag = "Application",
-    params(
-        ("exclude_apps_with_no_endpoints" = Option<bool>, Query, description = "Exclude applications that have no endpoints. Default is false."),
-        ("exclude_apps_with_disabled_endpoints" = Option<bool>, Query, description = "Exclude applications that have only disabled endpoints. Default is false."),
-        ("exclude_apps_with_svix_play_endpoints" = Option<bool>, Query, description = "Accepted for compatibility: Herald has no Svix Play endpoints, so it excludes nothing."),
-        ("limit" = Option<u64>, Query, description = "Limit the number of returned items", minimum = 1, maximum = 250),
-        ("iterator" = Option<String>, Query, description = "The iterator returned from a prior invocation"),
-        ("order" = Option<crate::openapi::Ordering>, Query, description = "The sorting order of the returned items"),
-    ),
+    params(AppListFilter, Paging, Sorting),
     responses((status = 200, body = ApplicationList)))]
 pub(crate) async fn list(
     State(ctx): State<Shared>,
@@ -152,22 +167,19 @@ pub(crate) async fn list(
 ) -> Result<axum::Json<ListResponse<ApplicationOut>>, ApiError> {
     auth.require_admin()?;
     let page_query = page_query(&query, Order::Ascending, AppId::is_id)?;
+    // The Svix Play flag is parsed like the others, though no endpoint of Herald's is one.
+    let AppListFilter { exclude_apps_with_no_endpoints, exclude_apps_with_disabled_endpoints, .. } = query.params()?;
     let filter = AppFilter {
-        exclude_without_endpoints: query.bool("exclude_apps_with_no_endpoints", false)?,
-        exclude_only_disabled_endpoints: query.bool("exclude_apps_with_disabled_endpoints", false)?,
+        exclude_without_endpoints: exclude_apps_with_no_endpoints.unwrap_or(false),
+        exclude_only_disabled_endpoints: exclude_apps_with_disabled_endpoints.unwrap_or(false),
     };
-    // Validated like the others, though no endpoint of Herald's is a Svix Play one.
-    query.bool("exclude_apps_with_svix_play_endpoints", false)?;
     let page = ctx.store.list_applications(filter, &page_query).await?;
     Ok(axum::Json(list_response(page, &page_query, |a| a.id.as_str(), ApplicationOut::from)))
 }
 
 /// Create Application.
 #[utoipa::path(post, path = "/api/v1/app", operation_id = "v1.application.create", tag = "Application",
-    params(
-        ("get_if_exists" = Option<bool>, Query, description = "Get an existing application, or create a new one if doesn't exist."),
-        ("idempotency-key" = Option<String>, Header),
-    ),
+    params(GetIfExists, ("idempotency-key" = Option<String>, Header)),
     request_body = ApplicationIn,
     responses((status = 200, body = ApplicationOut), (status = 201, body = ApplicationOut)))]
 pub(crate) async fn create(
@@ -177,7 +189,7 @@ pub(crate) async fn create(
     Json(input): Json<ApplicationIn>,
 ) -> Result<Response, ApiError> {
     auth.require_admin()?;
-    let get_if_exists = query.bool("get_if_exists", false)?;
+    let get_if_exists = query.params::<GetIfExists>()?.get_if_exists.unwrap_or(false);
     if get_if_exists && let Some(uid) = &input.uid {
         match ctx.store.get_application(uid).await {
             Ok(app) => {
@@ -201,12 +213,12 @@ pub(crate) async fn create(
 
 /// Get Application.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}", operation_id = "v1.application.get", tag = "Application",
-    params(("app_id" = String, Path, description = "The Application's ID or UID.")),
+    params(AppPath),
     responses((status = 200, body = ApplicationOut)))]
 pub(crate) async fn get(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(app_id): Keys<String>,
+    Keys(AppPath { app_id }): Keys<AppPath>,
 ) -> Result<axum::Json<ApplicationOut>, ApiError> {
     Ok(axum::Json(load_app(&ctx, &auth, &app_id).await?.into()))
 }
@@ -214,13 +226,13 @@ pub(crate) async fn get(
 /// Upsert Application: updates the application the key names, or creates one whose
 /// `uid` is the key.
 #[utoipa::path(put, path = "/api/v1/app/{app_id}", operation_id = "v1.application.upsert", tag = "Application",
-    params(("app_id" = String, Path, description = "The Application's ID or UID.")),
+    params(AppPath),
     request_body = ApplicationIn,
     responses((status = 200, body = ApplicationOut), (status = 201, body = ApplicationOut)))]
 pub(crate) async fn upsert(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(app_id): Keys<String>,
+    Keys(AppPath { app_id }): Keys<AppPath>,
     Json(input): Json<ApplicationIn>,
 ) -> Result<Response, ApiError> {
     check_key("app_id", &app_id)?;
@@ -252,13 +264,13 @@ pub(crate) async fn upsert(
 
 /// Patch Application.
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}", operation_id = "v1.application.patch", tag = "Application",
-    params(("app_id" = String, Path, description = "The Application's ID or UID.")),
+    params(AppPath),
     request_body = ApplicationPatch,
     responses((status = 200, body = ApplicationOut)))]
 pub(crate) async fn patch(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(app_id): Keys<String>,
+    Keys(AppPath { app_id }): Keys<AppPath>,
     Json(patch): Json<ApplicationPatch>,
 ) -> Result<axum::Json<ApplicationOut>, ApiError> {
     let mut app = load_app(&ctx, &auth, &app_id).await?;
@@ -280,12 +292,12 @@ pub(crate) async fn patch(
 
 /// Delete Application, with everything under it.
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}", operation_id = "v1.application.delete", tag = "Application",
-    params(("app_id" = String, Path, description = "The Application's ID or UID.")),
+    params(AppPath),
     responses((status = 204, description = "No content")))]
 pub(crate) async fn delete(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(app_id): Keys<String>,
+    Keys(AppPath { app_id }): Keys<AppPath>,
 ) -> Result<StatusCode, ApiError> {
     let app = load_app(&ctx, &auth, &app_id).await?;
     ctx.store.delete_application(&app.id).await?;

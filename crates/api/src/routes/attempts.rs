@@ -15,9 +15,9 @@ use herald_core::{
     validate,
 };
 use herald_store::{AttemptFilter, EndpointMessage, MessageDestination, MessageFilter, Order};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::{endpoints::load_endpoint, load_app, messages::MessageOut};
 use crate::{
@@ -25,7 +25,9 @@ use crate::{
     auth::Auth,
     error::ApiError,
     extract::{Keys, Query, check_key},
-    pagination::{ListResponse, list_response, page_query},
+    pagination::{ListResponse, Paging, list_response, page_query},
+    params::{AppEndpointPath, AppMsgPath, AttemptPath, CreatedBetween, ExpandedStatuses, WithContent},
+    query::{checked, checked_list},
 };
 
 /// The sending status of the message: Success = 0, Pending = 1, Fail = 2, Sending = 3,
@@ -229,10 +231,80 @@ pub struct EndpointStats {
     pub canceled: i64,
 }
 
+/// The filters both attempt lists share (with [`CreatedBetween`]).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AttemptFilterParams {
+    /// Filter response based on the status of the attempt
+    #[param(value_type = Option<MessageStatus>)]
+    status: Option<u64>,
+    /// Filter response based on the HTTP status code
+    #[param(value_type = Option<StatusCodeClass>)]
+    status_code_class: Option<u64>,
+    /// Filter response based on the channel
+    channel: Option<String>,
+    /// Filter response based on the tag
+    tag: Option<String>,
+    /// Filter response based on the event type
+    #[serde(default)]
+    event_types: Vec<String>,
+}
+
+/// How much of each attempt the lists show (with [`ExpandedStatuses`]).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AttemptContent {
+    /// When `true` attempt content is included in the response.
+    with_content: Option<bool>,
+}
+
+/// `with_msg`, which the list by endpoint documents; the list by message reads it too.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct WithMsg {
+    /// When `true`, the message information is included in the response
+    with_msg: Option<bool>,
+}
+
+/// The list by message's filter on the attempted endpoint.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AttemptedEndpoint {
+    /// Filter the attempts based on the attempted endpoint
+    endpoint_id: Option<String>,
+}
+
+/// The filters of an endpoint's attempted messages (with [`CreatedBetween`]).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct EndpointMessageParams {
+    /// Filter response based on the channel
+    channel: Option<String>,
+    /// Filter response based on the message tags
+    tag: Option<String>,
+    /// Filter response based on the delivery status
+    #[param(value_type = Option<MessageStatus>)]
+    status: Option<u64>,
+    /// Filter response based on the event type
+    #[serde(default)]
+    event_types: Vec<String>,
+}
+
+/// The time range of the endpoint stats.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct StatsRange {
+    /// Filter the range to data starting from this date.
+    #[serde(default, deserialize_with = "crate::query::rfc3339")]
+    since: Option<DateTime<Utc>>,
+    /// Filter the range to data ending by this date.
+    #[serde(default, deserialize_with = "crate::query::rfc3339")]
+    until: Option<DateTime<Utc>>,
+}
+
 /// `status` as a delivery status code.
-fn status_filter(query: &Query) -> Result<Option<DeliveryStatus>, ApiError> {
-    query
-        .u64("status")?
+fn status_filter(status: Option<u64>) -> Result<Option<DeliveryStatus>, ApiError> {
+    status
         .map(|code| {
             i64::try_from(code)
                 .ok()
@@ -251,24 +323,23 @@ pub(crate) fn code_class(class: Option<u64>, loc: &[&str]) -> Result<Option<u16>
     }
 }
 
-fn event_types(query: &Query) -> Result<Option<Vec<String>>, ApiError> {
-    let types = query.list("event_types");
-    for name in &types {
-        validate::name(name).map_err(|msg| ApiError::invalid(&["query", "event_types"], msg))?;
-    }
+fn event_types(types: Vec<String>) -> Result<Option<Vec<String>>, ApiError> {
+    checked_list("event_types", &types, validate::name)?;
     Ok((!types.is_empty()).then_some(types))
 }
 
 /// The filters both attempt lists share.
 fn attempt_filter(query: &Query) -> Result<AttemptFilter, ApiError> {
+    let AttemptFilterParams { status, status_code_class, channel, tag, event_types: types } = query.params()?;
+    let CreatedBetween { before, after } = query.params()?;
     Ok(AttemptFilter {
-        status: status_filter(query)?,
-        status_code_class: code_class(query.u64("status_code_class")?, &["query", "status_code_class"])?,
-        event_types: event_types(query)?,
-        channel: query.checked("channel", validate::channel)?,
-        tag: query.checked("tag", validate::tag)?,
-        before: query.datetime("before")?,
-        after: query.datetime("after")?,
+        status: status_filter(status)?,
+        status_code_class: code_class(status_code_class, &["query", "status_code_class"])?,
+        event_types: event_types(types)?,
+        channel: checked("channel", channel, validate::channel)?,
+        tag: checked("tag", tag, validate::tag)?,
+        before,
+        after,
         ..AttemptFilter::default()
     })
 }
@@ -281,9 +352,9 @@ async fn attempt_page(
     query: &Query,
 ) -> Result<axum::Json<ListResponse<MessageAttemptOut>>, ApiError> {
     let page_query = page_query(query, Order::Descending, AttemptId::is_id)?;
-    let with_content = query.bool("with_content", true)?;
-    let with_msg = query.bool("with_msg", false)?;
-    query.bool("expanded_statuses", false)?;
+    let with_content = query.params::<AttemptContent>()?.with_content.unwrap_or(true);
+    let with_msg = query.params::<WithMsg>()?.with_msg.unwrap_or(false);
+    query.params::<ExpandedStatuses>()?;
     let page = ctx.store.list_attempts(app, &filter, &page_query).await?;
     let mut messages: HashMap<MessageId, Message> = HashMap::new();
     if with_msg {
@@ -310,26 +381,19 @@ async fn attempt_page(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}",
     operation_id = "v1.message-attempt.list-by-endpoint", tag = "Message Attempt",
     params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-        ("limit" = Option<u64>, Query, description = "Limit the number of returned items", minimum = 1, maximum = 250),
-        ("iterator" = Option<String>, Query, description = "The iterator returned from a prior invocation"),
-        ("status" = Option<MessageStatus>, Query, description = "Filter response based on the status of the attempt"),
-        ("status_code_class" = Option<StatusCodeClass>, Query, description = "Filter response based on the HTTP status code"),
-        ("channel" = Option<String>, Query, description = "Filter response based on the channel"),
-        ("tag" = Option<String>, Query, description = "Filter response based on the tag"),
-        ("before" = Option<DateTime<Utc>>, Query, description = "Only include items created before a certain date"),
-        ("after" = Option<DateTime<Utc>>, Query, description = "Only include items created after a certain date"),
-        ("with_content" = Option<bool>, Query, description = "When `true` attempt content is included in the response."),
-        ("with_msg" = Option<bool>, Query, description = "When `true`, the message information is included in the response"),
-        ("expanded_statuses" = Option<bool>, Query, description = "Accepted; Herald never reports Canceled."),
-        ("event_types" = Option<Vec<String>>, Query, description = "Filter response based on the event type"),
+        AppEndpointPath,
+        Paging,
+        AttemptFilterParams,
+        CreatedBetween,
+        AttemptContent,
+        WithMsg,
+        ExpandedStatuses,
     ),
     responses((status = 200, body = MessageAttemptList)))]
 pub(crate) async fn list_by_endpoint(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, endpoint_key)): Keys<(String, String)>,
+    Keys(AppEndpointPath { app_id: app_key, endpoint_id: endpoint_key }): Keys<AppEndpointPath>,
     query: Query,
 ) -> Result<axum::Json<ListResponse<MessageAttemptOut>>, ApiError> {
     let (app, endpoint) = load_endpoint(&ctx, &auth, &app_key, &endpoint_key).await?;
@@ -341,32 +405,25 @@ pub(crate) async fn list_by_endpoint(
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/attempt/msg/{msg_id}",
     operation_id = "v1.message-attempt.list-by-msg", tag = "Message Attempt",
     params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("msg_id" = String, Path, description = "The Message's ID or UID."),
-        ("limit" = Option<u64>, Query, description = "Limit the number of returned items", minimum = 1, maximum = 250),
-        ("iterator" = Option<String>, Query, description = "The iterator returned from a prior invocation"),
-        ("status" = Option<MessageStatus>, Query, description = "Filter response based on the status of the attempt"),
-        ("status_code_class" = Option<StatusCodeClass>, Query, description = "Filter response based on the HTTP status code"),
-        ("channel" = Option<String>, Query, description = "Filter response based on the channel"),
-        ("tag" = Option<String>, Query, description = "Filter response based on the tag"),
-        ("endpoint_id" = Option<String>, Query, description = "Filter the attempts based on the attempted endpoint"),
-        ("before" = Option<DateTime<Utc>>, Query, description = "Only include items created before a certain date"),
-        ("after" = Option<DateTime<Utc>>, Query, description = "Only include items created after a certain date"),
-        ("with_content" = Option<bool>, Query, description = "When `true` attempt content is included in the response."),
-        ("expanded_statuses" = Option<bool>, Query, description = "Accepted; Herald never reports Canceled."),
-        ("event_types" = Option<Vec<String>>, Query, description = "Filter response based on the event type"),
+        AppMsgPath,
+        Paging,
+        AttemptFilterParams,
+        AttemptedEndpoint,
+        CreatedBetween,
+        AttemptContent,
+        ExpandedStatuses,
     ),
     responses((status = 200, body = MessageAttemptList)))]
 pub(crate) async fn list_by_msg(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, msg_key)): Keys<(String, String)>,
+    Keys(AppMsgPath { app_id: app_key, msg_id: msg_key }): Keys<AppMsgPath>,
     query: Query,
 ) -> Result<axum::Json<ListResponse<MessageAttemptOut>>, ApiError> {
     let app = load_app(&ctx, &auth, &app_key).await?;
     check_key("msg_id", &msg_key)?;
     let message = ctx.store.get_message(&app.id, &msg_key).await?;
-    let endpoint_id = match query.checked("endpoint_id", validate::uid)? {
+    let endpoint_id = match checked("endpoint_id", query.params::<AttemptedEndpoint>()?.endpoint_id, validate::uid)? {
         Some(key) => Some(ctx.store.get_endpoint(&app.id, &key).await?.id),
         None => None,
     };
@@ -381,23 +438,18 @@ fn attempt_key(key: &str) -> Result<AttemptId, ApiError> {
 /// Get Attempt.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
     operation_id = "v1.message-attempt.get", tag = "Message Attempt",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("msg_id" = String, Path, description = "The Message's ID or UID."),
-        ("attempt_id" = String, Path, description = "The MessageAttempt's ID."),
-        ("expanded_statuses" = Option<bool>, Query, description = "Accepted; Herald never reports Canceled."),
-    ),
+    params(AttemptPath, ExpandedStatuses),
     responses((status = 200, body = MessageAttemptOut)))]
 pub(crate) async fn get_one(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, msg_key, attempt_key_text)): Keys<(String, String, String)>,
+    Keys(AttemptPath { app_id: app_key, msg_id: msg_key, attempt_id: attempt_key_text }): Keys<AttemptPath>,
     query: Query,
 ) -> Result<axum::Json<MessageAttemptOut>, ApiError> {
     let app = load_app(&ctx, &auth, &app_key).await?;
     check_key("msg_id", &msg_key)?;
     let attempt_id = attempt_key(&attempt_key_text)?;
-    query.bool("expanded_statuses", false)?;
+    query.params::<ExpandedStatuses>()?;
     let message = ctx.store.get_message(&app.id, &msg_key).await?;
     let attempt = ctx.store.get_attempt(&app.id, &message.id, &attempt_id).await?;
     Ok(axum::Json(attempt_out(attempt, true, None)))
@@ -406,16 +458,12 @@ pub(crate) async fn get_one(
 /// Delete attempt response body.
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content",
     operation_id = "v1.message-attempt.expunge-content", tag = "Message Attempt",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("msg_id" = String, Path, description = "The Message's ID or UID."),
-        ("attempt_id" = String, Path, description = "The MessageAttempt's ID."),
-    ),
+    params(AttemptPath),
     responses((status = 204, description = "no content")))]
 pub(crate) async fn expunge_attempt(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, msg_key, attempt_key_text)): Keys<(String, String, String)>,
+    Keys(AttemptPath { app_id: app_key, msg_id: msg_key, attempt_id: attempt_key_text }): Keys<AttemptPath>,
 ) -> Result<StatusCode, ApiError> {
     let app = load_app(&ctx, &auth, &app_key).await?;
     check_key("msg_id", &msg_key)?;
@@ -428,15 +476,12 @@ pub(crate) async fn expunge_attempt(
 /// Delete message payload.
 #[utoipa::path(delete, path = "/api/v1/app/{app_id}/msg/{msg_id}/content",
     operation_id = "v1.message.expunge-content", tag = "Message",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("msg_id" = String, Path, description = "The Message's ID or UID."),
-    ),
+    params(AppMsgPath),
     responses((status = 204, description = "no content")))]
 pub(crate) async fn expunge_message(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, msg_key)): Keys<(String, String)>,
+    Keys(AppMsgPath { app_id: app_key, msg_id: msg_key }): Keys<AppMsgPath>,
 ) -> Result<StatusCode, ApiError> {
     let app = load_app(&ctx, &auth, &app_key).await?;
     check_key("msg_id", &msg_key)?;
@@ -448,39 +493,28 @@ pub(crate) async fn expunge_message(
 /// List Attempted Messages: the messages sent to an endpoint, newest first.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg",
     operation_id = "v1.message-attempt.list-attempted-messages", tag = "Message Attempt",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-        ("limit" = Option<u64>, Query, description = "Limit the number of returned items", minimum = 1, maximum = 250),
-        ("iterator" = Option<String>, Query, description = "The iterator returned from a prior invocation"),
-        ("channel" = Option<String>, Query, description = "Filter response based on the channel"),
-        ("tag" = Option<String>, Query, description = "Filter response based on the message tags"),
-        ("status" = Option<MessageStatus>, Query, description = "Filter response based on the delivery status"),
-        ("before" = Option<DateTime<Utc>>, Query, description = "Only include items created before a certain date"),
-        ("after" = Option<DateTime<Utc>>, Query, description = "Only include items created after a certain date"),
-        ("with_content" = Option<bool>, Query, description = "When `true` message payloads are included in the response."),
-        ("expanded_statuses" = Option<bool>, Query, description = "Accepted; Herald never reports Canceled."),
-        ("event_types" = Option<Vec<String>>, Query, description = "Filter response based on the event type"),
-    ),
+    params(AppEndpointPath, Paging, EndpointMessageParams, CreatedBetween, WithContent, ExpandedStatuses),
     responses((status = 200, body = EndpointMessageList)))]
 pub(crate) async fn attempted_messages(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, endpoint_key)): Keys<(String, String)>,
+    Keys(AppEndpointPath { app_id: app_key, endpoint_id: endpoint_key }): Keys<AppEndpointPath>,
     query: Query,
 ) -> Result<axum::Json<ListResponse<EndpointMessageOut>>, ApiError> {
     let (app, endpoint) = load_endpoint(&ctx, &auth, &app_key, &endpoint_key).await?;
     let page_query = page_query(&query, Order::Descending, MessageId::is_id)?;
-    let with_content = query.bool("with_content", true)?;
-    query.bool("expanded_statuses", false)?;
-    let status = status_filter(&query)?;
+    let with_content = query.params::<WithContent>()?.with_content.unwrap_or(true);
+    query.params::<ExpandedStatuses>()?;
+    let EndpointMessageParams { channel, tag, status, event_types: types } = query.params()?;
+    let CreatedBetween { before, after } = query.params()?;
     let filter = MessageFilter {
-        event_types: event_types(&query)?,
-        channel: query.checked("channel", validate::channel)?,
-        tag: query.checked("tag", validate::tag)?,
-        before: query.datetime("before")?,
-        after: query.datetime("after")?,
+        event_types: event_types(types)?,
+        channel: checked("channel", channel, validate::channel)?,
+        tag: checked("tag", tag, validate::tag)?,
+        before,
+        after,
     };
+    let status = status_filter(status)?;
     let page = ctx.store.list_endpoint_messages(&app.id, &endpoint.id, status, &filter, &page_query).await?;
     Ok(axum::Json(list_response(
         page,
@@ -493,17 +527,12 @@ pub(crate) async fn attempted_messages(
 /// List Attempted Destinations: the endpoints a message was queued for.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint",
     operation_id = "v1.message-attempt.list-attempted-destinations", tag = "Message Attempt",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("msg_id" = String, Path, description = "The Message's ID or UID."),
-        ("limit" = Option<u64>, Query, description = "Limit the number of returned items", minimum = 1, maximum = 250),
-        ("iterator" = Option<String>, Query, description = "The iterator returned from a prior invocation"),
-    ),
+    params(AppMsgPath, Paging),
     responses((status = 200, body = MessageEndpointList)))]
 pub(crate) async fn attempted_destinations(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, msg_key)): Keys<(String, String)>,
+    Keys(AppMsgPath { app_id: app_key, msg_id: msg_key }): Keys<AppMsgPath>,
     query: Query,
 ) -> Result<axum::Json<ListResponse<MessageEndpointOut>>, ApiError> {
     let app = load_app(&ctx, &auth, &app_key).await?;
@@ -517,21 +546,16 @@ pub(crate) async fn attempted_destinations(
 /// Endpoint Stats: the endpoint's messages by delivery state.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats",
     operation_id = "v1.endpoint.get-stats", tag = "Endpoint",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-        ("since" = Option<DateTime<Utc>>, Query, description = "Filter the range to data starting from this date."),
-        ("until" = Option<DateTime<Utc>>, Query, description = "Filter the range to data ending by this date."),
-    ),
+    params(AppEndpointPath, StatsRange),
     responses((status = 200, body = EndpointStats)))]
 pub(crate) async fn stats(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, endpoint_key)): Keys<(String, String)>,
+    Keys(AppEndpointPath { app_id: app_key, endpoint_id: endpoint_key }): Keys<AppEndpointPath>,
     query: Query,
 ) -> Result<axum::Json<EndpointStats>, ApiError> {
     let (app, endpoint) = load_endpoint(&ctx, &auth, &app_key, &endpoint_key).await?;
-    let (since, until) = (query.datetime("since")?, query.datetime("until")?);
+    let StatsRange { since, until } = query.params()?;
     let counts = ctx.store.endpoint_stats(&app.id, &endpoint.id, since, until).await?;
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     Ok(axum::Json(EndpointStats {

@@ -15,7 +15,7 @@ use herald_core::{
 };
 use herald_store::{Order, StoreError};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::{created_or_ok, patch_field};
 use crate::{
@@ -23,7 +23,8 @@ use crate::{
     auth::Auth,
     error::ApiError,
     extract::{Json, Keys, Query, Validate},
-    pagination::{ListResponse, list_response, page_query},
+    pagination::{ListResponse, Paging, Sorting, list_response, page_query},
+    params::EventTypePath,
 };
 
 /// A new event type.
@@ -182,15 +183,27 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     validate::name(name).map_err(|msg| ApiError::invalid(&["path", "event_type_name"], msg))
 }
 
+/// What the event type list includes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct EventTypeListParams {
+    /// When `true` archived (deleted but not expunged) items are included in the response.
+    include_archived: Option<bool>,
+    /// When `true` the full item (including the schema) is included in the response.
+    with_content: Option<bool>,
+}
+
+/// Whether deleting an event type removes it rather than archiving it.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct Expunge {
+    /// By default event types are archived when "deleted". Passing this to `true` deletes them entirely.
+    expunge: Option<bool>,
+}
+
 /// List Event Types.
 #[utoipa::path(get, path = "/api/v1/event-type", operation_id = "v1.event-type.list", tag = "Event Type",
-    params(
-        ("limit" = Option<u64>, Query, description = "Limit the number of returned items", minimum = 1, maximum = 250),
-        ("iterator" = Option<String>, Query, description = "The iterator returned from a prior invocation"),
-        ("order" = Option<crate::openapi::Ordering>, Query, description = "The sorting order of the returned items"),
-        ("include_archived" = Option<bool>, Query, description = "When `true` archived (deleted but not expunged) items are included in the response."),
-        ("with_content" = Option<bool>, Query, description = "When `true` the full item (including the schema) is included in the response."),
-    ),
+    params(Paging, Sorting, EventTypeListParams),
     responses((status = 200, body = EventTypeList)))]
 pub(crate) async fn list(
     State(ctx): State<Shared>,
@@ -199,8 +212,9 @@ pub(crate) async fn list(
 ) -> Result<axum::Json<ListResponse<EventTypeOut>>, ApiError> {
     auth.require_admin()?;
     let page_query = page_query(&query, Order::Ascending, |k| validate::name(k).is_ok())?;
-    let include_archived = query.bool("include_archived", false)?;
-    let with_content = query.bool("with_content", false)?;
+    let params: EventTypeListParams = query.params()?;
+    let (include_archived, with_content) =
+        (params.include_archived.unwrap_or(false), params.with_content.unwrap_or(false));
     let page = ctx.store.list_event_types(&page_query, include_archived).await?;
     Ok(axum::Json(list_response(
         page,
@@ -245,12 +259,12 @@ pub(crate) async fn create(
 
 /// Get Event Type.
 #[utoipa::path(get, path = "/api/v1/event-type/{event_type_name}", operation_id = "v1.event-type.get", tag = "Event Type",
-    params(("event_type_name" = String, Path, description = "The event type's name")),
+    params(EventTypePath),
     responses((status = 200, body = EventTypeOut)))]
 pub(crate) async fn get(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(name): Keys<String>,
+    Keys(EventTypePath { event_type_name: name }): Keys<EventTypePath>,
 ) -> Result<axum::Json<EventTypeOut>, ApiError> {
     auth.require_admin()?;
     check_name(&name)?;
@@ -259,13 +273,13 @@ pub(crate) async fn get(
 
 /// Upsert Event Type.
 #[utoipa::path(put, path = "/api/v1/event-type/{event_type_name}", operation_id = "v1.event-type.upsert", tag = "Event Type",
-    params(("event_type_name" = String, Path, description = "The event type's name")),
+    params(EventTypePath),
     request_body = EventTypeUpsertIn,
     responses((status = 200, body = EventTypeOut), (status = 201, body = EventTypeOut)))]
 pub(crate) async fn upsert(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(name): Keys<String>,
+    Keys(EventTypePath { event_type_name: name }): Keys<EventTypePath>,
     Json(input): Json<EventTypeUpsertIn>,
 ) -> Result<Response, ApiError> {
     auth.require_admin()?;
@@ -298,13 +312,13 @@ pub(crate) async fn upsert(
 
 /// Patch Event Type.
 #[utoipa::path(patch, path = "/api/v1/event-type/{event_type_name}", operation_id = "v1.event-type.patch", tag = "Event Type",
-    params(("event_type_name" = String, Path, description = "The event type's name")),
+    params(EventTypePath),
     request_body = EventTypePatch,
     responses((status = 200, body = EventTypeOut)))]
 pub(crate) async fn patch(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(name): Keys<String>,
+    Keys(EventTypePath { event_type_name: name }): Keys<EventTypePath>,
     Json(patch): Json<EventTypePatch>,
 ) -> Result<axum::Json<EventTypeOut>, ApiError> {
     auth.require_admin()?;
@@ -334,20 +348,17 @@ pub(crate) async fn patch(
 
 /// Delete Event Type: archives it, or removes it for good with `expunge=true`.
 #[utoipa::path(delete, path = "/api/v1/event-type/{event_type_name}", operation_id = "v1.event-type.delete", tag = "Event Type",
-    params(
-        ("event_type_name" = String, Path, description = "The event type's name"),
-        ("expunge" = Option<bool>, Query, description = "By default event types are archived when \"deleted\". Passing this to `true` deletes them entirely."),
-    ),
+    params(EventTypePath, Expunge),
     responses((status = 204, description = "No content")))]
 pub(crate) async fn delete(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(name): Keys<String>,
+    Keys(EventTypePath { event_type_name: name }): Keys<EventTypePath>,
     query: Query,
 ) -> Result<StatusCode, ApiError> {
     auth.require_admin()?;
     check_name(&name)?;
-    if query.bool("expunge", false)? {
+    if query.params::<Expunge>()?.expunge.unwrap_or(false) {
         ctx.store.delete_event_type(&name).await?;
     } else {
         let mut et = ctx.store.get_event_type(&name).await?;

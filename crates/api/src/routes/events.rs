@@ -15,7 +15,7 @@ use herald_core::{MessageId, model::Endpoint, validate};
 use herald_store::{ConsumerKey, EventFilter, EventPage, Position};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::{
     load_app,
@@ -26,7 +26,9 @@ use crate::{
     auth::Auth,
     error::ApiError,
     extract::{Json, Keys, Query, Validate, check_key},
-    pagination::{DEFAULT_LIMIT, MAX_LIMIT},
+    pagination::Paging,
+    params::{AppPath, ConsumerPath, SinkPath},
+    query::{checked, checked_list},
 };
 
 /// Encodes a position as the opaque iterator clients pass back.
@@ -55,21 +57,44 @@ pub(crate) fn decode_position(raw: &str, loc: &[&str]) -> Result<Position, ApiEr
     })
 }
 
-/// The `iterator` query parameter, if given.
-fn iterator(query: &Query) -> Result<Option<Position>, ApiError> {
-    match query.get("iterator") {
-        None | Some("") => Ok(None),
-        Some(raw) => decode_position(raw, &["query", "iterator"]).map(Some),
-    }
+/// The events API's and the stream's filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct EventFilterParams {
+    /// Filter response based on the event type
+    #[serde(default)]
+    event_types: Vec<String>,
+    /// Filter response based on the channel.
+    #[serde(default)]
+    channels: Vec<String>,
 }
 
-/// `limit`: 1 to 250, 50 when absent.
-fn limit(query: &Query) -> Result<usize, ApiError> {
-    match query.u64("limit")? {
-        None => Ok(DEFAULT_LIMIT),
-        Some(n) if (1..=MAX_LIMIT as u64).contains(&n) => Ok(n as usize),
-        Some(_) => Err(ApiError::invalid(&["query", "limit"], format!("limit must be between 1 and {MAX_LIMIT}"))),
-    }
+/// `after`, the events API's start time.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct EventsAfter {
+    /// Only include items created after a certain date.
+    #[serde(default, deserialize_with = "crate::query::rfc3339")]
+    after: Option<DateTime<Utc>>,
+}
+
+/// A poller's own filters, narrowing the sink's.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PollParams {
+    /// Filters messages sent with this event type (optional).
+    event_type: Option<String>,
+    /// Filters messages sent with this channel (optional).
+    channel: Option<String>,
+    #[serde(default, deserialize_with = "crate::query::rfc3339")]
+    after: Option<DateTime<Utc>>,
+}
+
+/// `limit` and `iterator`: how many messages to read, and from where.
+fn paging(query: &Query) -> Result<(usize, Option<Position>), ApiError> {
+    let paging: Paging = query.params()?;
+    let from = paging.iterator.as_deref().map(|raw| decode_position(raw, &["query", "iterator"])).transpose()?;
+    Ok((paging.limit()?, from))
 }
 
 /// The events API's filters (`event_types`, `channels`, `after`), also used by the stream.
@@ -77,19 +102,15 @@ fn limit(query: &Query) -> Result<usize, ApiError> {
 /// # Errors
 /// 422 for a malformed event type, channel or time.
 pub(crate) fn event_filter(query: &Query) -> Result<EventFilter, ApiError> {
-    let event_types = query.list("event_types");
-    for name in &event_types {
-        validate::name(name).map_err(|msg| ApiError::invalid(&["query", "event_types"], msg))?;
-    }
-    let channels = query.list("channels");
-    for channel in &channels {
-        validate::channel(channel).map_err(|msg| ApiError::invalid(&["query", "channels"], msg))?;
-    }
+    let EventFilterParams { event_types, channels } = query.params()?;
+    let EventsAfter { after } = query.params()?;
+    checked_list("event_types", &event_types, validate::name)?;
+    checked_list("channels", &channels, validate::channel)?;
     Ok(EventFilter {
         event_types: (!event_types.is_empty()).then_some(event_types),
         channels: (!channels.is_empty()).then_some(channels),
         channel: None,
-        after: query.datetime("after")?,
+        after,
     })
 }
 
@@ -105,23 +126,17 @@ pub struct MessageEventsOut {
 
 /// Events: the application's messages in the order they were committed.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/events", operation_id = "v1.message.events", tag = "Message",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("limit" = Option<u64>, Query, description = "Limit the number of returned items", minimum = 1, maximum = 250),
-        ("iterator" = Option<String>, Query, description = "The iterator returned from a prior invocation"),
-        ("event_types" = Option<Vec<String>>, Query, description = "Filter response based on the event type"),
-        ("channels" = Option<Vec<String>>, Query, description = "Filter response based on the channel."),
-        ("after" = Option<DateTime<Utc>>, Query, description = "Only include items created after a certain date."),
-    ),
+    params(AppPath, Paging, EventFilterParams, EventsAfter),
     responses((status = 200, body = MessageEventsOut)))]
 pub(crate) async fn list(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(app_key): Keys<String>,
+    Keys(AppPath { app_id: app_key }): Keys<AppPath>,
     query: Query,
 ) -> Result<axum::Json<MessageEventsOut>, ApiError> {
     let app = load_app(&ctx, &auth, &app_key).await?;
-    let (limit, filter, from) = (limit(&query)?, event_filter(&query)?, iterator(&query)?.unwrap_or_default());
+    let (limit, from) = paging(&query)?;
+    let (filter, from) = (event_filter(&query)?, from.unwrap_or_default());
     let page = ctx.store.read_events(&app.id, &filter, from, limit).await?;
     let (iterator, done) = (encode_position(last_position(&page, from)), is_done(&page));
     let data = page.events.into_iter().map(|e| message_out(e.message, true)).collect();
@@ -214,28 +229,24 @@ async fn load_sink(ctx: &Shared, auth: &Auth, app_key: &str, sink_key: &str) -> 
 /// Poller Poll: the application's messages that the sink's filters accept.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/poller/{sink_id}", operation_id = "v1.message.poller.poll",
     tag = "Message",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("sink_id" = String, Path, description = "The Endpoint's ID or UID."),
-        ("limit" = Option<u64>, Query, description = "Limit the number of returned items", minimum = 1, maximum = 250),
-        ("iterator" = Option<String>, Query, description = "The iterator returned from a prior invocation"),
-        ("event_type" = Option<String>, Query, description = "Filters messages sent with this event type (optional)."),
-        ("channel" = Option<String>, Query, description = "Filters messages sent with this channel (optional)."),
-        ("after" = Option<DateTime<Utc>>, Query),
-    ),
+    params(SinkPath, Paging, PollParams),
     responses((status = 200, body = PollingEndpointOut)))]
 pub(crate) async fn poll(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, sink_key)): Keys<(String, String)>,
+    Keys(SinkPath { app_id: app_key, sink_id: sink_key }): Keys<SinkPath>,
     query: Query,
 ) -> Result<axum::Json<PollingEndpointOut>, ApiError> {
     let sink = load_sink(&ctx, &auth, &app_key, &sink_key).await?;
-    let limit = limit(&query)?;
-    let mut filter =
-        sink_filter(&sink, query.checked("event_type", validate::name)?, query.checked("channel", validate::channel)?);
-    filter.after = query.datetime("after")?;
-    let from = iterator(&query)?.unwrap_or_default();
+    let (limit, from) = paging(&query)?;
+    let PollParams { event_type, channel, after } = query.params()?;
+    let mut filter = sink_filter(
+        &sink,
+        checked("event_type", event_type, validate::name)?,
+        checked("channel", channel, validate::channel)?,
+    );
+    filter.after = after;
+    let from = from.unwrap_or_default();
     let page = ctx.store.read_events(&sink.app_id, &filter, from, limit).await?;
     Ok(axum::Json(polling_out(page, from)))
 }
@@ -243,28 +254,22 @@ pub(crate) async fn poll(
 /// Poller Consumer Poll: like a poll, with the iterator kept on the server per consumer.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}",
     operation_id = "v1.message.poller.consumer-poll", tag = "Message",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("sink_id" = String, Path, description = "The Endpoint's ID or UID."),
-        ("consumer_id" = String, Path, description = "The consumer's name, chosen by the client."),
-        ("limit" = Option<u64>, Query, description = "Limit the number of returned items", minimum = 1, maximum = 250),
-        ("iterator" = Option<String>, Query, description = "The iterator returned from a prior invocation"),
-    ),
+    params(ConsumerPath, Paging),
     responses((status = 200, body = PollingEndpointOut)))]
 pub(crate) async fn consumer_poll(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, sink_key, consumer_id)): Keys<(String, String, String)>,
+    Keys(ConsumerPath { app_id: app_key, sink_id: sink_key, consumer_id }): Keys<ConsumerPath>,
     query: Query,
 ) -> Result<axum::Json<PollingEndpointOut>, ApiError> {
     let sink = load_sink(&ctx, &auth, &app_key, &sink_key).await?;
     check_key("consumer_id", &consumer_id)?;
-    let limit = limit(&query)?;
+    let (limit, given) = paging(&query)?;
     let key = ConsumerKey { endpoint_id: sink.id.clone(), consumer_id };
     let saved = ctx.store.consumer_position(&sink.app_id, &key).await?;
     // An explicit iterator wins (re-reading from an older point); else where the
     // consumer stands; a new consumer starts at the beginning.
-    let from = match iterator(&query)? {
+    let from = match given {
         Some(given) => given,
         None => saved.unwrap_or_default(),
     };
@@ -299,18 +304,13 @@ pub struct PollingEndpointConsumerSeekOut {
 /// Poller Consumer Seek: moves a consumer to the messages created after a time.
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}/seek",
     operation_id = "v1.message.poller.consumer-seek", tag = "Message",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("sink_id" = String, Path, description = "The Endpoint's ID or UID."),
-        ("consumer_id" = String, Path, description = "The consumer's name, chosen by the client."),
-        ("idempotency-key" = Option<String>, Header),
-    ),
+    params(ConsumerPath, ("idempotency-key" = Option<String>, Header)),
     request_body = PollingEndpointConsumerSeekIn,
     responses((status = 200, body = PollingEndpointConsumerSeekOut)))]
 pub(crate) async fn consumer_seek(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, sink_key, consumer_id)): Keys<(String, String, String)>,
+    Keys(ConsumerPath { app_id: app_key, sink_id: sink_key, consumer_id }): Keys<ConsumerPath>,
     Json(input): Json<PollingEndpointConsumerSeekIn>,
 ) -> Result<axum::Json<PollingEndpointConsumerSeekOut>, ApiError> {
     let sink = load_sink(&ctx, &auth, &app_key, &sink_key).await?;

@@ -21,7 +21,7 @@ use herald_core::{
 use herald_store::{IdempotencyWrite, MessageFilter, MessageOutcome, NewMessage, Order, StoredResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::{applications::ApplicationIn, load_app};
 use crate::{
@@ -30,7 +30,9 @@ use crate::{
     error::ApiError,
     extract::{Json, Keys, Query, Validate, check_key},
     idempotency,
-    pagination::{ListResponse, list_response, page_query},
+    pagination::{ListResponse, Paging, Sorting, list_response, page_query},
+    params::{AppMsgPath, AppPath, CreatedBetween, WithContent},
+    query::{checked, checked_list},
 };
 
 /// Payload retention when the request names none, in days.
@@ -214,24 +216,20 @@ fn raw_payload(params: Option<&serde_json::Value>) -> Result<Option<&str>, ApiEr
 
 /// Create Message.
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/msg", operation_id = "v1.message.create", tag = "Message",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("with_content" = Option<bool>, Query, description = "When `true`, message payloads are included in the response."),
-        ("idempotency-key" = Option<String>, Header),
-    ),
+    params(AppPath, WithContent, ("idempotency-key" = Option<String>, Header)),
     request_body = MessageIn,
     responses((status = 202, body = MessageOut)))]
 pub(crate) async fn create(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(app_key): Keys<String>,
+    Keys(AppPath { app_id: app_key }): Keys<AppPath>,
     query: Query,
     uri: Uri,
     headers: HeaderMap,
     Json(input): Json<MessageIn>,
 ) -> Result<Response, ApiError> {
     check_key("app_id", &app_key)?;
-    let with_content = query.bool("with_content", true)?;
+    let with_content = query.params::<WithContent>()?.with_content.unwrap_or(true);
     authorize(&ctx, &auth, &app_key).await?;
     let now = ctx.now();
     // The contract's bound: a message is not held back longer than its producer could
@@ -303,40 +301,41 @@ pub(crate) async fn create(
     }
 }
 
+/// The message list's own filters (with [`CreatedBetween`]).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct MessageFilterParams {
+    /// Filter response based on the channel.
+    channel: Option<String>,
+    /// Filter messages matching the provided tag.
+    tag: Option<String>,
+    /// Filter response based on the event type
+    #[serde(default)]
+    event_types: Vec<String>,
+}
+
 /// List Messages.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg", operation_id = "v1.message.list", tag = "Message",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("limit" = Option<u64>, Query, description = "Limit the number of returned items", minimum = 1, maximum = 250),
-        ("iterator" = Option<String>, Query, description = "The iterator returned from a prior invocation"),
-        ("order" = Option<crate::openapi::Ordering>, Query, description = "The sorting order of the returned items"),
-        ("channel" = Option<String>, Query, description = "Filter response based on the channel."),
-        ("before" = Option<DateTime<Utc>>, Query, description = "Only include items created before a certain date."),
-        ("after" = Option<DateTime<Utc>>, Query, description = "Only include items created after a certain date."),
-        ("with_content" = Option<bool>, Query, description = "When `true` message payloads are included in the response."),
-        ("tag" = Option<String>, Query, description = "Filter messages matching the provided tag."),
-        ("event_types" = Option<Vec<String>>, Query, description = "Filter response based on the event type"),
-    ),
+    params(AppPath, Paging, Sorting, MessageFilterParams, CreatedBetween, WithContent),
     responses((status = 200, body = MessageList)))]
 pub(crate) async fn list(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(app_key): Keys<String>,
+    Keys(AppPath { app_id: app_key }): Keys<AppPath>,
     query: Query,
 ) -> Result<axum::Json<ListResponse<MessageOut>>, ApiError> {
     let app = load_app(&ctx, &auth, &app_key).await?;
     let page_query = page_query(&query, Order::Descending, MessageId::is_id)?;
-    let with_content = query.bool("with_content", true)?;
-    let event_types = query.list("event_types");
-    for name in &event_types {
-        validate::name(name).map_err(|msg| ApiError::invalid(&["query", "event_types"], msg))?;
-    }
+    let with_content = query.params::<WithContent>()?.with_content.unwrap_or(true);
+    let MessageFilterParams { channel, tag, event_types } = query.params()?;
+    let CreatedBetween { before, after } = query.params()?;
+    checked_list("event_types", &event_types, validate::name)?;
     let filter = MessageFilter {
         event_types: (!event_types.is_empty()).then_some(event_types),
-        channel: query.checked("channel", validate::channel)?,
-        tag: query.checked("tag", validate::tag)?,
-        before: query.datetime("before")?,
-        after: query.datetime("after")?,
+        channel: checked("channel", channel, validate::channel)?,
+        tag: checked("tag", tag, validate::tag)?,
+        before,
+        after,
     };
     let page = ctx.store.list_messages(&app.id, &filter, &page_query).await?;
     Ok(axum::Json(list_response(page, &page_query, |m| m.id.as_str(), |m| message_out(m, with_content))))
@@ -344,21 +343,17 @@ pub(crate) async fn list(
 
 /// Get Message, by id or `eventId`.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}", operation_id = "v1.message.get", tag = "Message",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("msg_id" = String, Path, description = "The Message's ID or UID."),
-        ("with_content" = Option<bool>, Query, description = "When `true` message payloads are included in the response."),
-    ),
+    params(AppMsgPath, WithContent),
     responses((status = 200, body = MessageOut)))]
 pub(crate) async fn get_one(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, msg_key)): Keys<(String, String)>,
+    Keys(AppMsgPath { app_id: app_key, msg_id: msg_key }): Keys<AppMsgPath>,
     query: Query,
 ) -> Result<axum::Json<MessageOut>, ApiError> {
     let app = load_app(&ctx, &auth, &app_key).await?;
     check_key("msg_id", &msg_key)?;
-    let with_content = query.bool("with_content", true)?;
+    let with_content = query.params::<WithContent>()?.with_content.unwrap_or(true);
     let message = ctx.store.get_message(&app.id, &msg_key).await?;
     Ok(axum::Json(message_out(message, with_content)))
 }

@@ -1,5 +1,6 @@
-//! The route table, one module per resource, and what handlers share: resolving the
-//! application in the path under the caller's scope, and patch-field decoding.
+//! The route table of the management API, one module per resource (ingest has its own,
+//! in `crate::ingest`), and what handlers share: resolving the application in the path
+//! under the caller's scope, and patch-field decoding.
 
 use axum::{
     Router,
@@ -15,36 +16,26 @@ use crate::{Shared, auth::Auth, error::ApiError, extract::check_key};
 
 pub mod applications;
 pub mod attempts;
-pub mod endpoint_types;
 pub mod endpoints;
 pub mod event_types;
 pub mod events;
-pub mod headers;
 pub mod health;
-pub mod ingest_endpoints;
 pub mod live;
 pub mod messages;
-pub mod receive;
 pub mod recovery;
 pub mod retry_schedules;
-pub mod sources;
 pub mod stream;
 
-/// Routes that need no token: health, the OpenAPI document, ingest URLs (whose token is
-/// in the path and whose requests are verified by their source's scheme) and the live
-/// page (which reads its token from the URL fragment, never sent to the server).
+/// Routes that need no token: health and the live page (which reads its token from the
+/// URL fragment, never sent to the server).
 pub(crate) fn public() -> Router<Shared> {
-    Router::new()
-        .route("/api/v1/health", get(health::get))
-        .route("/api/v1/openapi.json", get(crate::openapi::serve))
-        .route(receive::PATH, post(receive::receive))
-        .route("/app/{app_id}/live", get(live::page))
+    Router::new().route("/api/v1/health", get(health::get)).route("/app/{app_id}/live", get(live::page))
 }
 
 /// Authenticated management routes whose POSTs use the generic idempotency path.
 pub(crate) fn management() -> Router<Shared> {
     use applications as apps;
-    use endpoints as eps;
+    use endpoints::{handlers as eps, headers, secret};
     use event_types as ets;
     Router::new()
         .route("/api/v1/app", get(apps::list).post(apps::create))
@@ -63,40 +54,14 @@ pub(crate) fn management() -> Router<Shared> {
             "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
             get(eps::get).put(eps::upsert).patch(eps::patch).delete(eps::delete),
         )
-        .route("/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", get(eps::get_secret))
-        .route("/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", post(eps::rotate_secret))
+        .route("/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", get(secret::get_secret))
+        .route("/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", post(secret::rotate_secret))
         .route(
             "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
             get(headers::get).put(headers::put).patch(headers::patch),
         )
         .merge(attempt_routes())
-        .merge(ingest_routes())
         .merge(pull_routes())
-}
-
-/// Ingest sources, their endpoints and logs (server-wide tokens only).
-fn ingest_routes() -> Router<Shared> {
-    use ingest_endpoints as ie;
-    use sources as src;
-    Router::new()
-        .route("/ingest/api/v1/source", get(src::list).post(src::create))
-        .route(
-            "/ingest/api/v1/source/{source_id}",
-            get(src::get).put(src::upsert).patch(src::patch).delete(src::delete),
-        )
-        .route("/ingest/api/v1/source/{source_id}/token/rotate", post(src::rotate_token))
-        .route("/ingest/api/v1/source/{source_id}/log", get(src::list_log))
-        .route("/ingest/api/v1/source/{source_id}/endpoint", get(ie::list).post(ie::create))
-        .route(
-            "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}",
-            get(ie::get).put(ie::upsert).delete(ie::delete),
-        )
-        .route("/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/secret", get(ie::get_secret))
-        .route("/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/secret/rotate", post(ie::rotate_secret))
-        .route(
-            "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/headers",
-            get(ie::get_headers).put(ie::set_headers),
-        )
 }
 
 /// The pull side: the events API, pollers and the live stream.

@@ -26,6 +26,7 @@ use crate::{
     auth::Auth,
     error::ApiError,
     extract::{Json, Keys, Validate, check_key},
+    params::{AppEndpointPath, MsgEndpointPath},
 };
 
 /// An empty JSON object.
@@ -175,17 +176,12 @@ fn task_id(now: DateTime<Utc>) -> TaskId {
 /// Resend a message to an endpoint.
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
     operation_id = "v1.message-attempt.resend", tag = "Message Attempt",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("msg_id" = String, Path, description = "The Message's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-        ("idempotency-key" = Option<String>, Header),
-    ),
+    params(MsgEndpointPath, ("idempotency-key" = Option<String>, Header)),
     responses((status = 202, body = EmptyResponse)))]
 pub(crate) async fn resend(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, msg_key, endpoint_key)): Keys<(String, String, String)>,
+    Keys(MsgEndpointPath { app_id: app_key, msg_id: msg_key, endpoint_id: endpoint_key }): Keys<MsgEndpointPath>,
 ) -> Result<(StatusCode, axum::Json<EmptyResponse>), ApiError> {
     let (app, endpoint) = load_endpoint(&ctx, &auth, &app_key, &endpoint_key).await?;
     check_key("msg_id", &msg_key)?;
@@ -199,17 +195,13 @@ pub(crate) async fn resend(
 /// endpoint failed are sent again.
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
     operation_id = "v1.endpoint.recover", tag = "Endpoint",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-        ("idempotency-key" = Option<String>, Header),
-    ),
+    params(AppEndpointPath, ("idempotency-key" = Option<String>, Header)),
     request_body = RecoverIn,
     responses((status = 202, body = RecoverOut)))]
 pub(crate) async fn recover(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, endpoint_key)): Keys<(String, String)>,
+    Keys(AppEndpointPath { app_id: app_key, endpoint_id: endpoint_key }): Keys<AppEndpointPath>,
     Json(input): Json<RecoverIn>,
 ) -> Result<(StatusCode, axum::Json<RecoverOut>), ApiError> {
     let (app, endpoint) = load_endpoint(&ctx, &auth, &app_key, &endpoint_key).await?;
@@ -231,17 +223,13 @@ pub(crate) async fn recover(
 /// filters accept and that were never queued for it are sent now.
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing",
     operation_id = "v1.endpoint.replay-missing", tag = "Endpoint",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-        ("idempotency-key" = Option<String>, Header),
-    ),
+    params(AppEndpointPath, ("idempotency-key" = Option<String>, Header)),
     request_body = ReplayIn,
     responses((status = 202, body = ReplayOut)))]
 pub(crate) async fn replay_missing(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, endpoint_key)): Keys<(String, String)>,
+    Keys(AppEndpointPath { app_id: app_key, endpoint_id: endpoint_key }): Keys<AppEndpointPath>,
     Json(input): Json<ReplayIn>,
 ) -> Result<(StatusCode, axum::Json<ReplayOut>), ApiError> {
     let (app, endpoint) = load_endpoint(&ctx, &auth, &app_key, &endpoint_key).await?;
@@ -259,17 +247,13 @@ fn replay_out(now: DateTime<Utc>, task: BackgroundTaskType) -> ReplayOut {
 /// are sent again (those being sent right now are left to finish).
 #[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/bulk-replay",
     operation_id = "v1.endpoint.bulk-replay", tag = "Endpoint",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-        ("idempotency-key" = Option<String>, Header),
-    ),
+    params(AppEndpointPath, ("idempotency-key" = Option<String>, Header)),
     request_body = BulkReplayIn,
     responses((status = 202, body = ReplayOut)))]
 pub(crate) async fn bulk_replay(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_key, endpoint_key)): Keys<(String, String)>,
+    Keys(AppEndpointPath { app_id: app_key, endpoint_id: endpoint_key }): Keys<AppEndpointPath>,
     Json(input): Json<BulkReplayIn>,
 ) -> Result<(StatusCode, axum::Json<ReplayOut>), ApiError> {
     let (app, endpoint) = load_endpoint(&ctx, &auth, &app_key, &endpoint_key).await?;

@@ -20,6 +20,7 @@ use crate::{
     auth::Auth,
     error::ApiError,
     extract::{Json, Keys, Validate},
+    params::EventTypePath,
 };
 
 /// Nanoseconds in a millisecond: stores keep delays to the millisecond.
@@ -103,12 +104,12 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 /// Get Retry Schedule.
 #[utoipa::path(get, path = "/api/v1/event-type/{event_type_name}/retry-schedule",
     operation_id = "v1.event-type.get-retry-schedule", tag = "Event Type",
-    params(("event_type_name" = String, Path, description = "The event type's name")),
+    params(EventTypePath),
     responses((status = 200, body = RetryScheduleInOut)))]
 pub(crate) async fn get(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(name): Keys<String>,
+    Keys(EventTypePath { event_type_name: name }): Keys<EventTypePath>,
 ) -> Result<axum::Json<RetryScheduleInOut>, ApiError> {
     auth.require_admin()?;
     check_name(&name)?;
@@ -118,13 +119,13 @@ pub(crate) async fn get(
 /// Set Retry Schedule.
 #[utoipa::path(put, path = "/api/v1/event-type/{event_type_name}/retry-schedule",
     operation_id = "v1.event-type.set-retry-schedule", tag = "Event Type",
-    params(("event_type_name" = String, Path, description = "The event type's name")),
+    params(EventTypePath),
     request_body = RetryScheduleInOut,
     responses((status = 200, body = RetryScheduleInOut)))]
 pub(crate) async fn set(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(name): Keys<String>,
+    Keys(EventTypePath { event_type_name: name }): Keys<EventTypePath>,
     Json(input): Json<RetryScheduleInOut>,
 ) -> Result<axum::Json<RetryScheduleInOut>, ApiError> {
     auth.require_admin()?;

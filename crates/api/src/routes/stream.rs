@@ -22,11 +22,13 @@ use axum::{
 };
 use herald_core::{AppId, MessageId};
 use herald_store::{DynStore, Event, EventFilter, Position, StoreError};
+use serde::Deserialize;
 use tokio::{sync::watch, time::Instant};
 use tokio_util::sync::CancellationToken;
+use utoipa::IntoParams;
 
 use super::{
-    events::{decode_position, event_filter},
+    events::{EventFilterParams, decode_position, event_filter},
     load_app,
     messages::message_out,
 };
@@ -35,6 +37,7 @@ use crate::{
     auth::Auth,
     error::ApiError,
     extract::{Keys, Query},
+    params::AppPath,
 };
 
 /// Messages read from the store at once per subscriber: the most it ever holds.
@@ -57,6 +60,14 @@ impl Default for StreamConfig {
     }
 }
 
+/// Where a stream without `Last-Event-ID` starts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct StreamFrom {
+    /// An iterator from the events API to continue from.
+    iterator: Option<String>,
+}
+
 /// Live Events (SSE): the application's messages as they commit.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/events/stream", operation_id = "herald.message.events-stream",
     tag = "Message",
@@ -64,10 +75,9 @@ impl Default for StreamConfig {
 its `data` a `MessageOut`. Starts after the message named by `Last-Event-ID`, else at `iterator` (from the events \
 API), else with messages created from now on. Idle connections get a comment every heartbeat interval.",
     params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("iterator" = Option<String>, Query, description = "An iterator from the events API to continue from."),
-        ("event_types" = Option<Vec<String>>, Query, description = "Filter response based on the event type"),
-        ("channels" = Option<Vec<String>>, Query, description = "Filter response based on the channel."),
+        AppPath,
+        StreamFrom,
+        EventFilterParams,
         ("Last-Event-ID" = Option<String>, Header, description = "The id of the last message received."),
     ),
     responses((status = 200, content_type = "text/event-stream", body = String,
@@ -75,7 +85,7 @@ API), else with messages created from now on. Idle connections get a comment eve
 pub(crate) async fn stream(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(app_key): Keys<String>,
+    Keys(AppPath { app_id: app_key }): Keys<AppPath>,
     query: Query,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -83,9 +93,9 @@ pub(crate) async fn stream(
     let filter = event_filter(&query)?;
     let from = match headers.get("last-event-id") {
         Some(raw) => resume_after(&ctx, &app.id, raw).await?,
-        None => match query.get("iterator") {
-            Some(raw) if !raw.is_empty() => decode_position(raw, &["query", "iterator"])?,
-            _ => ctx.store.position_after(&app.id, ctx.now()).await?,
+        None => match query.params::<StreamFrom>()?.iterator {
+            Some(raw) => decode_position(&raw, &["query", "iterator"])?,
+            None => ctx.store.position_after(&app.id, ctx.now()).await?,
         },
     };
     let live = Live {

@@ -6,16 +6,17 @@
 use std::collections::BTreeMap;
 
 use axum::{extract::State, http::StatusCode};
-use herald_core::{ValidationError, validate::Checker};
+use herald_core::{ValidationError, model::Endpoint, validate::Checker};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::endpoints::load_endpoint;
+use super::load_endpoint;
 use crate::{
     Shared,
     auth::Auth,
     error::ApiError,
     extract::{Json, Keys, Validate},
+    params::AppEndpointPath,
 };
 
 /// Headers Herald sets on every webhook, which an endpoint may not override.
@@ -112,6 +113,7 @@ pub(crate) fn merge(headers: &mut BTreeMap<String, String>, patch: EndpointHeade
     }
 }
 
+/// The headers as returned, with the sensitive-looking names listed.
 pub(crate) fn out(headers: BTreeMap<String, String>) -> EndpointHeadersOut {
     let sensitive = headers.keys().filter(|k| SENSITIVE.iter().any(|s| k.eq_ignore_ascii_case(s))).cloned().collect();
     EndpointHeadersOut { headers, sensitive }
@@ -119,36 +121,42 @@ pub(crate) fn out(headers: BTreeMap<String, String>) -> EndpointHeadersOut {
 
 /// Get Endpoint Headers.
 #[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", operation_id = "v1.endpoint.get-headers", tag = "Endpoint",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-    ),
+    params(AppEndpointPath),
     responses((status = 200, body = EndpointHeadersOut)))]
 pub(crate) async fn get(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_id, endpoint_id)): Keys<(String, String)>,
+    Keys(path): Keys<AppEndpointPath>,
 ) -> Result<axum::Json<EndpointHeadersOut>, ApiError> {
-    let (_, endpoint) = load_endpoint(&ctx, &auth, &app_id, &endpoint_id).await?;
+    let (_, endpoint) = load_endpoint(&ctx, &auth, &path.app_id, &path.endpoint_id).await?;
     Ok(axum::Json(out(endpoint.headers)))
 }
 
 /// Set Endpoint Headers: replaces them all.
 #[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", operation_id = "v1.endpoint.set-headers", tag = "Endpoint",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-    ),
+    params(AppEndpointPath),
     request_body = EndpointHeadersIn,
     responses((status = 204, description = "No content")))]
 pub(crate) async fn put(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_id, endpoint_id)): Keys<(String, String)>,
+    Keys(path): Keys<AppEndpointPath>,
     Json(input): Json<EndpointHeadersIn>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, mut endpoint) = load_endpoint(&ctx, &auth, &app_id, &endpoint_id).await?;
-    endpoint.headers = input.headers;
+    let (_, endpoint) = load_endpoint(&ctx, &auth, &path.app_id, &path.endpoint_id).await?;
+    replace(&ctx, endpoint, input.headers).await
+}
+
+/// Gives `endpoint` exactly `headers` and stores it: 204.
+///
+/// # Errors
+/// Store failures.
+pub(crate) async fn replace(
+    ctx: &Shared,
+    mut endpoint: Endpoint,
+    headers: BTreeMap<String, String>,
+) -> Result<StatusCode, ApiError> {
+    endpoint.headers = headers;
     endpoint.updated_at = ctx.now();
     ctx.store.update_endpoint(endpoint).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -156,19 +164,16 @@ pub(crate) async fn put(
 
 /// Patch Endpoint Headers: merges the given ones in.
 #[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", operation_id = "v1.endpoint.patch-headers", tag = "Endpoint",
-    params(
-        ("app_id" = String, Path, description = "The Application's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-    ),
+    params(AppEndpointPath),
     request_body = EndpointHeadersPatchIn,
     responses((status = 204, description = "No content")))]
 pub(crate) async fn patch(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((app_id, endpoint_id)): Keys<(String, String)>,
+    Keys(path): Keys<AppEndpointPath>,
     Json(input): Json<EndpointHeadersPatchIn>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, mut endpoint) = load_endpoint(&ctx, &auth, &app_id, &endpoint_id).await?;
+    let (_, mut endpoint) = load_endpoint(&ctx, &auth, &path.app_id, &path.endpoint_id).await?;
     merge(&mut endpoint.headers, input);
     if endpoint.headers.len() > MAX_HEADERS {
         return Err(ApiError::invalid(&["body", "headers"], format!("at most {MAX_HEADERS} headers")));

@@ -13,13 +13,9 @@
 //! Every accepted request leaves an entry in its source's log, in the same transaction
 //! as its message. Requests that store nothing are logged a few per second per source;
 //! the rest, and those over the rate limit, are counted into the next entry written
-//! (see [`crate::ingest_guard`]), so a flood costs the store a bounded number of rows.
+//! (see [`super::guard`]), so a flood costs the store a bounded number of rows.
 
-use std::{
-    collections::HashMap,
-    sync::RwLock,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use axum::{
     body::Body,
@@ -34,8 +30,15 @@ use herald_core::{
 };
 use herald_store::{MessageOutcome, NewMessage, StoreError, TokenHash};
 
-use super::messages::DEFAULT_RETENTION_DAYS;
-use crate::{Shared, auth::hash_token, error::ApiError, extract::Keys, extract::read_body, source_types};
+use super::source_types;
+use crate::{
+    Shared,
+    auth::hash_token,
+    cache::TokenHashCache,
+    error::ApiError,
+    extract::{Keys, read_body},
+    routes::messages::DEFAULT_RETENTION_DAYS,
+};
 
 /// The event type of every message a source receives (internal: never sent on).
 pub const INGEST_EVENT_TYPE: &str = "ingest.received";
@@ -45,39 +48,11 @@ const MAX_CONTENT_TYPE_LEN: usize = 256;
 const REJECTED: &str = "the request's signature could not be verified";
 /// How long a source found by its token is reused without asking the store. A change
 /// made on this node clears the cache at once; other nodes see it within this time.
-const CACHE_TTL: Duration = Duration::from_secs(5);
-/// Beyond this many cached sources the cache starts over, bounding memory.
-const CACHE_MAX: usize = 10_000;
+pub(crate) const CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// Sources by the hash of their URL token, so a provider's steady stream costs no
-/// store read per request. Only found sources are kept: an unknown token always asks.
-#[derive(Default)]
-pub(crate) struct SourceCache {
-    entries: RwLock<HashMap<String, (Source, Instant)>>,
-}
-
-impl SourceCache {
-    fn get(&self, hash: &str, now: Instant) -> Option<Source> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.get(hash).filter(|(_, until)| *until > now).map(|(source, _)| source.clone())
-    }
-
-    fn put(&self, hash: String, source: Source, now: Instant) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= CACHE_MAX {
-            entries.retain(|_, (_, until)| *until > now);
-            if entries.len() >= CACHE_MAX {
-                entries.clear();
-            }
-        }
-        entries.insert(hash, (source, now + CACHE_TTL));
-    }
-
-    /// Forgets every source: called after any change to a source on this node.
-    pub(crate) fn clear(&self) {
-        self.entries.write().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-}
+/// store read per request. Any change to a source on this node clears it.
+pub(crate) type SourceCache = TokenHashCache<Source>;
 
 /// The source whose URL carries `token`, from the cache or the store.
 async fn find_source(ctx: &Shared, token: &str, now: DateTime<Utc>) -> Result<Source, ApiError> {

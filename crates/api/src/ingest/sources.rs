@@ -4,7 +4,7 @@
 //! A source's URL token is random (192 bits), stored only as its hash and shown only
 //! when it is made (create, or an upsert that creates, and `token/rotate`); elsewhere
 //! `ingestUrl` is `null`. Each source owns a hidden application that holds its ingest
-//! endpoints (see `ingest_endpoints`); what a POST to the URL does is `receive`'s.
+//! endpoints (see `endpoints`); what a POST to the URL does is `receive`'s.
 
 use std::collections::BTreeMap;
 
@@ -26,14 +26,15 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{created_or_ok, patch_field};
+use super::source_types;
 use crate::{
     Shared,
     auth::{Auth, hash_token},
     error::ApiError,
     extract::{Json, Keys, Query, Validate, check_key},
-    pagination::{ListResponse, list_response, page_query},
-    source_types,
+    pagination::{ListResponse, Paging, Sorting, list_response, page_query},
+    params::SourcePath,
+    routes::{created_or_ok, patch_field},
 };
 
 /// How long the URL in use before a rotation keeps working, as Svix documents.
@@ -278,11 +279,7 @@ async fn create_source(ctx: &Shared, input: IngestSourceIn, uid: Option<String>)
 
 /// List Ingest Sources.
 #[utoipa::path(get, path = "/ingest/api/v1/source", operation_id = "v1.ingest.source.list", tag = "Ingest Source",
-    params(
-        ("limit" = Option<u64>, Query, description = "Limit the number of returned items", minimum = 1, maximum = 250),
-        ("iterator" = Option<String>, Query, description = "The iterator returned from a prior invocation"),
-        ("order" = Option<crate::openapi::Ordering>, Query, description = "The sorting order of the returned items"),
-    ),
+    params(Paging, Sorting),
     responses((status = 200, body = IngestSourceList)))]
 pub(crate) async fn list(
     State(ctx): State<Shared>,
@@ -312,12 +309,12 @@ pub(crate) async fn create(
 
 /// Get Ingest Source.
 #[utoipa::path(get, path = "/ingest/api/v1/source/{source_id}", operation_id = "v1.ingest.source.get", tag = "Ingest Source",
-    params(("source_id" = String, Path, description = "The Source's ID or UID.")),
+    params(SourcePath),
     responses((status = 200, body = IngestSourceOut)))]
 pub(crate) async fn get(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(source_id): Keys<String>,
+    Keys(SourcePath { source_id }): Keys<SourcePath>,
 ) -> Result<axum::Json<IngestSourceOut>, ApiError> {
     Ok(axum::Json(source_out(load_source(&ctx, &auth, &source_id).await?, None)))
 }
@@ -325,13 +322,13 @@ pub(crate) async fn get(
 /// Upsert Ingest Source: replaces the source the key names (its URL stays, and a replaced
 /// secret is still accepted for 24 hours), or creates one whose `uid` is the key.
 #[utoipa::path(put, path = "/ingest/api/v1/source/{source_id}", operation_id = "v1.ingest.source.upsert", tag = "Ingest Source",
-    params(("source_id" = String, Path, description = "The Source's ID or UID.")),
+    params(SourcePath),
     request_body = IngestSourceIn,
     responses((status = 200, body = IngestSourceOut), (status = 201, body = IngestSourceOut)))]
 pub(crate) async fn upsert(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(source_id): Keys<String>,
+    Keys(SourcePath { source_id }): Keys<SourcePath>,
     Json(input): Json<IngestSourceIn>,
 ) -> Result<Response, ApiError> {
     auth.require_admin()?;
@@ -371,13 +368,13 @@ pub(crate) async fn upsert(
 
 /// Patch Ingest Source.
 #[utoipa::path(patch, path = "/ingest/api/v1/source/{source_id}", operation_id = "v1.ingest.source.patch", tag = "Ingest Source",
-    params(("source_id" = String, Path, description = "The Source's ID or UID.")),
+    params(SourcePath),
     request_body = IngestSourcePatch,
     responses((status = 200, body = IngestSourceOut)))]
 pub(crate) async fn patch(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(source_id): Keys<String>,
+    Keys(SourcePath { source_id }): Keys<SourcePath>,
     Json(patch): Json<IngestSourcePatch>,
 ) -> Result<axum::Json<IngestSourceOut>, ApiError> {
     let mut source = load_source(&ctx, &auth, &source_id).await?;
@@ -398,12 +395,12 @@ pub(crate) async fn patch(
 
 /// Delete Ingest Source, with its endpoints, messages and log.
 #[utoipa::path(delete, path = "/ingest/api/v1/source/{source_id}", operation_id = "v1.ingest.source.delete", tag = "Ingest Source",
-    params(("source_id" = String, Path, description = "The Source's ID or UID.")),
+    params(SourcePath),
     responses((status = 204, description = "No content")))]
 pub(crate) async fn delete(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(source_id): Keys<String>,
+    Keys(SourcePath { source_id }): Keys<SourcePath>,
 ) -> Result<StatusCode, ApiError> {
     let source = load_source(&ctx, &auth, &source_id).await?;
     let deleted = ctx.store.delete_source(&source.id).await;
@@ -414,15 +411,12 @@ pub(crate) async fn delete(
 
 /// Rotate Ingest Source Token: a new URL; the previous one keeps working for 48 hours.
 #[utoipa::path(post, path = "/ingest/api/v1/source/{source_id}/token/rotate", operation_id = "v1.ingest.source.rotate-token", tag = "Ingest Source",
-    params(
-        ("source_id" = String, Path, description = "The Source's ID or UID."),
-        ("idempotency-key" = Option<String>, Header),
-    ),
+    params(SourcePath, ("idempotency-key" = Option<String>, Header)),
     responses((status = 200, body = RotateTokenOut)))]
 pub(crate) async fn rotate_token(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(source_id): Keys<String>,
+    Keys(SourcePath { source_id }): Keys<SourcePath>,
 ) -> Result<axum::Json<RotateTokenOut>, ApiError> {
     let source = load_source(&ctx, &auth, &source_id).await?;
     let token = new_token();
@@ -435,17 +429,12 @@ pub(crate) async fn rotate_token(
 
 /// List Ingest Logs: every request to the source's URL, with what became of it.
 #[utoipa::path(get, path = "/ingest/api/v1/source/{source_id}/log", operation_id = "v1.ingest.log.list", tag = "Ingest Logs",
-    params(
-        ("source_id" = String, Path, description = "The Source's ID or UID."),
-        ("limit" = Option<u64>, Query, description = "Limit the number of returned items", minimum = 1, maximum = 250),
-        ("iterator" = Option<String>, Query, description = "The iterator returned from a prior invocation"),
-        ("order" = Option<crate::openapi::Ordering>, Query, description = "The sorting order of the returned items"),
-    ),
+    params(SourcePath, Paging, Sorting),
     responses((status = 200, body = IngestLogList)))]
 pub(crate) async fn list_log(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(source_id): Keys<String>,
+    Keys(SourcePath { source_id }): Keys<SourcePath>,
     query: Query,
 ) -> Result<axum::Json<ListResponse<IngestLogOut>>, ApiError> {
     let source = load_source(&ctx, &auth, &source_id).await?;

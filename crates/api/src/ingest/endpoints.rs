@@ -2,7 +2,8 @@
 //! forwarded. They are ordinary endpoints of the source's hidden application, so the
 //! dispatcher delivers to them like to any other (signed, retried, logged); the
 //! request and response types are the contract's `IngestEndpoint*`, checked by the
-//! same rules as application endpoints.
+//! same rules as application endpoints, and each route runs the application endpoint
+//! route's body (`routes::endpoints`) for the source's application.
 
 use std::collections::BTreeMap;
 
@@ -12,27 +13,28 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
-use herald_core::{
-    EndpointId, ValidationError,
-    ingest::Source,
-    model::{Endpoint, EndpointSecret},
-};
-use herald_store::{Order, StoreError};
+use herald_core::{EndpointId, ValidationError, ingest::Source, model::Endpoint};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{
-    created_or_ok,
-    endpoints::{EndpointIn, EndpointSecretRotateIn, EndpointUpsertIn, check_target, current_key, rotate_and_store},
-    headers::{EndpointHeadersIn, EndpointHeadersOut, out as headers_out},
-    sources::load_source,
-};
+use super::sources::load_source;
 use crate::{
     Shared,
     auth::Auth,
     error::ApiError,
-    extract::{Json, Keys, Query, Validate, check_key},
-    pagination::{ListResponse, list_response, page_query},
+    extract::{Json, Keys, Query, Validate},
+    pagination::{ListResponse, Paging, Sorting},
+    params::{SourceEndpointPath, SourcePath},
+    routes::{
+        created_or_ok,
+        endpoints::{
+            find_endpoint,
+            handlers::{create_in, delete_in, list_in, upsert_in},
+            headers::{self, EndpointHeadersIn, EndpointHeadersOut},
+            secret::{EndpointSecretRotateIn, current_key, rotate_and_store},
+            types::{EndpointIn, EndpointUpsertIn},
+        },
+    },
 };
 
 /// A new ingest endpoint.
@@ -213,197 +215,140 @@ impl Validate for IngestEndpointUpsertIn {
     }
 }
 
+/// The source `source_key` names and its endpoint `endpoint_key`.
 async fn load(ctx: &Shared, auth: &Auth, source_key: &str, endpoint_key: &str) -> Result<(Source, Endpoint), ApiError> {
     let source = load_source(ctx, auth, source_key).await?;
-    check_key("endpoint_id", endpoint_key)?;
-    let endpoint = ctx.store.get_endpoint(&source.app_id, endpoint_key).await?;
+    let endpoint = find_endpoint(ctx, &source.app_id, endpoint_key).await?;
     Ok((source, endpoint))
 }
 
 /// List Ingest Endpoints.
 #[utoipa::path(get, path = "/ingest/api/v1/source/{source_id}/endpoint", operation_id = "v1.ingest.endpoint.list", tag = "Ingest Endpoint",
-    params(
-        ("source_id" = String, Path, description = "The Source's ID or UID."),
-        ("limit" = Option<u64>, Query, description = "Limit the number of returned items", minimum = 1, maximum = 250),
-        ("iterator" = Option<String>, Query, description = "The iterator returned from a prior invocation"),
-        ("order" = Option<crate::openapi::Ordering>, Query, description = "The sorting order of the returned items"),
-    ),
+    params(SourcePath, Paging, Sorting),
     responses((status = 200, body = IngestEndpointList)))]
 pub(crate) async fn list(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(source_id): Keys<String>,
+    Keys(path): Keys<SourcePath>,
     query: Query,
 ) -> Result<axum::Json<ListResponse<IngestEndpointOut>>, ApiError> {
-    let source = load_source(&ctx, &auth, &source_id).await?;
-    let page_query = page_query(&query, Order::Ascending, EndpointId::is_id)?;
-    let page = ctx.store.list_endpoints(&source.app_id, &page_query).await?;
-    Ok(axum::Json(list_response(page, &page_query, |e| e.id.as_str(), IngestEndpointOut::from)))
+    let source = load_source(&ctx, &auth, &path.source_id).await?;
+    Ok(axum::Json(list_in(&ctx, &source.app_id, &query, IngestEndpointOut::from).await?))
 }
 
 /// Create Ingest Endpoint.
 #[utoipa::path(post, path = "/ingest/api/v1/source/{source_id}/endpoint", operation_id = "v1.ingest.endpoint.create", tag = "Ingest Endpoint",
-    params(
-        ("source_id" = String, Path, description = "The Source's ID or UID."),
-        ("idempotency-key" = Option<String>, Header),
-    ),
+    params(SourcePath, ("idempotency-key" = Option<String>, Header)),
     request_body = IngestEndpointIn,
     responses((status = 201, body = IngestEndpointOut)))]
 pub(crate) async fn create(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys(source_id): Keys<String>,
+    Keys(path): Keys<SourcePath>,
     Json(input): Json<IngestEndpointIn>,
 ) -> Result<(StatusCode, axum::Json<IngestEndpointOut>), ApiError> {
-    let source = load_source(&ctx, &auth, &source_id).await?;
-    check_target(&ctx, &input.url)?;
-    let input = EndpointIn::from(input);
-    let secret = input.initial_secret()?;
-    let endpoint = input.into_endpoint(source.app_id, secret, ctx.now());
-    let created = ctx.store.create_endpoint(endpoint).await?;
+    let source = load_source(&ctx, &auth, &path.source_id).await?;
+    let created = create_in(&ctx, source.app_id, input.into()).await?;
     Ok((StatusCode::CREATED, axum::Json(created.into())))
 }
 
 /// Get Ingest Endpoint.
 #[utoipa::path(get, path = "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}", operation_id = "v1.ingest.endpoint.get", tag = "Ingest Endpoint",
-    params(
-        ("source_id" = String, Path, description = "The Source's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-    ),
+    params(SourceEndpointPath),
     responses((status = 200, body = IngestEndpointOut)))]
 pub(crate) async fn get(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((source_id, endpoint_id)): Keys<(String, String)>,
+    Keys(path): Keys<SourceEndpointPath>,
 ) -> Result<axum::Json<IngestEndpointOut>, ApiError> {
-    let (_, endpoint) = load(&ctx, &auth, &source_id, &endpoint_id).await?;
+    let (_, endpoint) = load(&ctx, &auth, &path.source_id, &path.endpoint_id).await?;
     Ok(axum::Json(endpoint.into()))
 }
 
 /// Upsert Ingest Endpoint: replaces the endpoint the key names (keeping its secrets and
 /// headers), or creates one whose `uid` is the key.
 #[utoipa::path(put, path = "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}", operation_id = "v1.ingest.endpoint.upsert", tag = "Ingest Endpoint",
-    params(
-        ("source_id" = String, Path, description = "The Source's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-    ),
+    params(SourceEndpointPath),
     request_body = IngestEndpointUpsertIn,
     responses((status = 200, body = IngestEndpointOut), (status = 201, body = IngestEndpointOut)))]
 pub(crate) async fn upsert(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((source_id, endpoint_id)): Keys<(String, String)>,
+    Keys(path): Keys<SourceEndpointPath>,
     Json(input): Json<IngestEndpointUpsertIn>,
 ) -> Result<Response, ApiError> {
-    let source = load_source(&ctx, &auth, &source_id).await?;
-    check_key("endpoint_id", &endpoint_id)?;
-    check_target(&ctx, &input.url)?;
-    let existing = match ctx.store.get_endpoint(&source.app_id, &endpoint_id).await {
-        Ok(endpoint) => Some(endpoint),
-        Err(StoreError::NotFound(_)) if !EndpointId::is_id(&endpoint_id) => None,
-        Err(err) => return Err(err.into()),
-    };
-    let now = ctx.now();
-    let input = EndpointUpsertIn::from(input);
-    let (saved, created) = match existing {
-        Some(endpoint) => (ctx.store.update_endpoint(input.apply_to(endpoint, now)).await?, false),
-        None => {
-            let secret = EndpointSecret::generate(&mut rand::rng());
-            let mut endpoint = EndpointIn::from(input).into_endpoint(source.app_id, secret, now);
-            endpoint.uid = endpoint.uid.or(Some(endpoint_id));
-            (ctx.store.create_endpoint(endpoint).await?, true)
-        }
-    };
+    let source = load_source(&ctx, &auth, &path.source_id).await?;
+    let (saved, created) = upsert_in(&ctx, source.app_id, path.endpoint_id, input.into()).await?;
     Ok((created_or_ok(created), axum::Json(IngestEndpointOut::from(saved))).into_response())
 }
 
 /// Delete Ingest Endpoint.
 #[utoipa::path(delete, path = "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}", operation_id = "v1.ingest.endpoint.delete", tag = "Ingest Endpoint",
-    params(
-        ("source_id" = String, Path, description = "The Source's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-    ),
+    params(SourceEndpointPath),
     responses((status = 204, description = "No content")))]
 pub(crate) async fn delete(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((source_id, endpoint_id)): Keys<(String, String)>,
+    Keys(path): Keys<SourceEndpointPath>,
 ) -> Result<StatusCode, ApiError> {
-    let (source, endpoint) = load(&ctx, &auth, &source_id, &endpoint_id).await?;
-    ctx.store.delete_endpoint(&source.app_id, &endpoint.id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let (source, endpoint) = load(&ctx, &auth, &path.source_id, &path.endpoint_id).await?;
+    delete_in(&ctx, &source.app_id, &endpoint).await
 }
 
 /// Get Ingest Endpoint Secret: the key forwarded events are signed with.
 #[utoipa::path(get, path = "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/secret", operation_id = "v1.ingest.endpoint.get-secret", tag = "Ingest Endpoint",
-    params(
-        ("source_id" = String, Path, description = "The Source's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-    ),
+    params(SourceEndpointPath),
     responses((status = 200, body = IngestEndpointSecretOut)))]
 pub(crate) async fn get_secret(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((source_id, endpoint_id)): Keys<(String, String)>,
+    Keys(path): Keys<SourceEndpointPath>,
 ) -> Result<axum::Json<IngestEndpointSecretOut>, ApiError> {
-    let (_, endpoint) = load(&ctx, &auth, &source_id, &endpoint_id).await?;
+    let (_, endpoint) = load(&ctx, &auth, &path.source_id, &path.endpoint_id).await?;
     Ok(axum::Json(IngestEndpointSecretOut { key: current_key(&endpoint)? }))
 }
 
 /// Rotate Ingest Endpoint Secret: the old key keeps signing for the grace period.
 #[utoipa::path(post, path = "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/secret/rotate", operation_id = "v1.ingest.endpoint.rotate-secret", tag = "Ingest Endpoint",
-    params(
-        ("source_id" = String, Path, description = "The Source's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-        ("idempotency-key" = Option<String>, Header),
-    ),
+    params(SourceEndpointPath, ("idempotency-key" = Option<String>, Header)),
     request_body = IngestEndpointSecretIn,
     responses((status = 204, description = "No content")))]
 pub(crate) async fn rotate_secret(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((source_id, endpoint_id)): Keys<(String, String)>,
+    Keys(path): Keys<SourceEndpointPath>,
     Json(input): Json<IngestEndpointSecretIn>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, endpoint) = load(&ctx, &auth, &source_id, &endpoint_id).await?;
+    let (_, endpoint) = load(&ctx, &auth, &path.source_id, &path.endpoint_id).await?;
     rotate_and_store(&ctx, endpoint, &input.into()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Get Ingest Endpoint Headers.
 #[utoipa::path(get, path = "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/headers", operation_id = "v1.ingest.endpoint.get-headers", tag = "Ingest Endpoint",
-    params(
-        ("source_id" = String, Path, description = "The Source's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-    ),
+    params(SourceEndpointPath),
     responses((status = 200, body = IngestEndpointHeadersOut)))]
 pub(crate) async fn get_headers(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((source_id, endpoint_id)): Keys<(String, String)>,
+    Keys(path): Keys<SourceEndpointPath>,
 ) -> Result<axum::Json<IngestEndpointHeadersOut>, ApiError> {
-    let (_, endpoint) = load(&ctx, &auth, &source_id, &endpoint_id).await?;
-    let EndpointHeadersOut { headers, sensitive } = headers_out(endpoint.headers);
+    let (_, endpoint) = load(&ctx, &auth, &path.source_id, &path.endpoint_id).await?;
+    let EndpointHeadersOut { headers, sensitive } = headers::out(endpoint.headers);
     Ok(axum::Json(IngestEndpointHeadersOut { headers, sensitive }))
 }
 
 /// Set Ingest Endpoint Headers: replaces them all.
 #[utoipa::path(put, path = "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/headers", operation_id = "v1.ingest.endpoint.set-headers", tag = "Ingest Endpoint",
-    params(
-        ("source_id" = String, Path, description = "The Source's ID or UID."),
-        ("endpoint_id" = String, Path, description = "The Endpoint's ID or UID."),
-    ),
+    params(SourceEndpointPath),
     request_body = IngestEndpointHeadersIn,
     responses((status = 204, description = "No content")))]
 pub(crate) async fn set_headers(
     State(ctx): State<Shared>,
     auth: Auth,
-    Keys((source_id, endpoint_id)): Keys<(String, String)>,
+    Keys(path): Keys<SourceEndpointPath>,
     Json(input): Json<IngestEndpointHeadersIn>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, mut endpoint) = load(&ctx, &auth, &source_id, &endpoint_id).await?;
-    endpoint.headers = input.headers;
-    endpoint.updated_at = ctx.now();
-    ctx.store.update_endpoint(endpoint).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let (_, endpoint) = load(&ctx, &auth, &path.source_id, &path.endpoint_id).await?;
+    headers::replace(&ctx, endpoint, input.headers).await
 }

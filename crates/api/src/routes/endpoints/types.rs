@@ -1,5 +1,5 @@
 //! The endpoint request and response types (`EndpointIn`, `EndpointUpsertIn`,
-//! `EndpointPatch`, `EndpointOut`, secrets) and the field rules they check: URL
+//! `EndpointPatch`, `EndpointOut`) and the field rules they check: URL
 //! syntax, filters, channels and custom headers. Old names (`filterTypes`, `rateLimit`)
 //! are accepted as aliases.
 
@@ -14,16 +14,11 @@ use herald_core::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{headers::check_headers, patch_field};
-use crate::extract::Validate;
+use super::headers::check_headers;
+use crate::{extract::Validate, routes::patch_field};
 
 /// Longest accepted endpoint URL.
 pub const MAX_URL_LEN: usize = 65_536;
-/// Grace period of a rotated secret when the request names none.
-pub const DEFAULT_GRACE_SECONDS: u32 = 86_400;
-/// Longest accepted grace period (7 days).
-pub const MAX_GRACE_SECONDS: u32 = 604_800;
-
 /// A new endpoint.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -149,25 +144,6 @@ impl From<Endpoint> for EndpointOut {
 
 crate::list_schema!(EndpointList, ListResponse_EndpointOut_, EndpointOut);
 
-/// The current signing secret.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct EndpointSecretOut {
-    #[schema(example = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")]
-    pub key: String,
-}
-
-/// A rotation: the new key (generated when absent) and how long the old one stays valid.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EndpointSecretRotateIn {
-    #[serde(default)]
-    pub key: Option<String>,
-    /// How long the old secret will be valid for, in seconds (0 to 7 days).
-    #[serde(default)]
-    #[schema(format = "uint32", minimum = 0, maximum = 604800, default = 86400)]
-    pub grace_period_seconds: Option<u32>,
-}
-
 /// Checks an endpoint URL: http or https, with a host, at most 64 KiB.
 ///
 /// # Errors
@@ -269,23 +245,6 @@ impl Validate for EndpointPatch {
             channels: self.channels.as_ref().and_then(Option::as_ref),
         }
         .check(&mut check);
-        check.finish()
-    }
-}
-
-impl Validate for EndpointSecretRotateIn {
-    fn validate(&self) -> Result<(), ValidationError> {
-        let mut check = Checker::default();
-        if let Some(key) = &self.key {
-            check.rule(&["body", "key"], EndpointSecret::parse(key).map(|_| ()));
-        }
-        if let Some(grace) = self.grace_period_seconds {
-            check.check(
-                grace <= MAX_GRACE_SECONDS,
-                &["body", "gracePeriodSeconds"],
-                format!("gracePeriodSeconds must be at most {MAX_GRACE_SECONDS}"),
-            );
-        }
         check.finish()
     }
 }
