@@ -99,3 +99,96 @@ pub fn is_due_now(outcome: &MessageOutcome, now: DateTime<Utc>) -> bool {
     matches!(outcome, MessageOutcome::Created { message, deliveries }
         if !deliveries.is_empty() && message.deliver_at.is_none_or(|t| t <= now))
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+    use herald_core::MessageId;
+
+    use super::*;
+    use crate::StoredResponse;
+
+    fn message(event_type: &str, channels: Option<&[&str]>) -> Message {
+        let now = herald_core::to_millis(Utc::now());
+        Message {
+            id: MessageId::generate(now, &mut rand::rng()),
+            app_id: AppId::generate(now, &mut rand::rng()),
+            event_id: None,
+            event_type: event_type.to_owned(),
+            payload: Some("{}".to_owned()),
+            channels: channels.map(|c| c.iter().map(|&c| c.to_owned()).collect()),
+            tags: None,
+            created_at: now,
+            deliver_at: None,
+            expires_at: now + TimeDelta::days(1),
+            content_type: None,
+        }
+    }
+
+    fn subscriber(disabled: bool, types: Option<&[&str]>, channels: Option<&[&str]>) -> Subscriber {
+        let list = |l: Option<&[&str]>| l.map(|l| l.iter().map(|&s| s.to_owned()).collect());
+        Subscriber {
+            id: EndpointId::generate(Utc::now(), &mut rand::rng()),
+            disabled,
+            event_types: list(types),
+            channels: list(channels),
+        }
+    }
+
+    #[test]
+    fn an_earlier_use_of_the_key_settles_the_request() {
+        assert!(settled_by_key(IdempotencyClaim::Claimed).is_none());
+        let response = StoredResponse { status: 202, body: b"{}".to_vec() };
+        assert!(matches!(
+            settled_by_key(IdempotencyClaim::Completed(response.clone())),
+            Some(MessageOutcome::Replayed(r)) if r == response
+        ));
+        assert!(matches!(settled_by_key(IdempotencyClaim::InProgress), Some(MessageOutcome::KeyInProgress)));
+    }
+
+    #[test]
+    fn a_source_app_admits_only_its_source() {
+        let app = AppId::generate(Utc::now(), &mut rand::rng());
+        let admitted = admit(message("t", None), &app, false, false).expect("an ordinary app admits");
+        assert_eq!(admitted.app_id, app);
+        assert!(admit(message("t", None), &app, true, true).is_ok());
+        assert!(matches!(admit(message("t", None), &app, true, false), Err(StoreError::NotFound("application"))));
+    }
+
+    #[test]
+    fn deliveries_go_to_matching_enabled_endpoints_in_id_order() {
+        let m = message("user.created", Some(&["eu"]));
+        let all = subscriber(false, None, None);
+        let typed = subscriber(false, Some(&["user.created"]), Some(&["eu", "us"]));
+        let cases = [
+            (subscriber(true, None, None), false),
+            (subscriber(false, Some(&["user.deleted"]), None), false),
+            (subscriber(false, None, Some(&["us"])), false),
+            (all.clone(), true),
+            (typed.clone(), true),
+        ];
+        let subscribers: Vec<_> = cases.iter().rev().map(|(s, _)| s.clone()).collect();
+        let queued = deliveries(&m, &subscribers);
+        let mut expected: Vec<_> = cases.iter().filter(|(_, wanted)| *wanted).map(|(s, _)| s.id.clone()).collect();
+        expected.sort();
+        assert_eq!(queued.iter().map(|d| d.endpoint_id.clone()).collect::<Vec<_>>(), expected);
+        for d in &queued {
+            assert_eq!((d.status, d.attempts, d.next_attempt_at), (DeliveryStatus::Pending, 0, m.created_at));
+            assert_eq!((&d.msg_id, &d.app_id, d.trigger), (&m.id, &m.app_id, TriggerType::Scheduled));
+        }
+    }
+
+    #[test]
+    fn a_scheduled_message_is_due_at_its_time_and_wakes_no_one_before() {
+        let mut m = message("t", None);
+        let later = m.created_at + TimeDelta::minutes(5);
+        m.deliver_at = Some(later);
+        let queued = deliveries(&m, &[subscriber(false, None, None)]);
+        assert_eq!(queued[0].next_attempt_at, later);
+        let outcome = MessageOutcome::Created { message: m.clone(), deliveries: queued };
+        assert!(!is_due_now(&outcome, m.created_at));
+        assert!(is_due_now(&outcome, later));
+        let empty = MessageOutcome::Created { message: m, deliveries: Vec::new() };
+        assert!(!is_due_now(&empty, later));
+    }
+}
