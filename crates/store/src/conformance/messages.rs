@@ -88,6 +88,14 @@ pub async fn idempotency_claims_are_exclusive(store: DynStore) {
     assert_eq!(store.claim_idempotency_key("other", expires).await.unwrap(), IdempotencyClaim::Claimed);
     store.release_idempotency_key("other").await.unwrap();
     assert_eq!(store.claim_idempotency_key("other", expires).await.unwrap(), IdempotencyClaim::Claimed);
+    // A message create under a key that a running request holds is refused, writing nothing.
+    let held = store.create_application(app("held", None)).await.unwrap();
+    let mut new = message(held.id.as_str(), "t", None);
+    let response = StoredResponse { status: 202, body: b"{}".to_vec() };
+    new.idempotency = Some(IdempotencyWrite { key: "other".into(), response, expires_at: expires });
+    assert!(matches!(store.create_message(new).await, Ok(MessageOutcome::KeyInProgress)));
+    let all = PageQuery::first(10, Order::Ascending);
+    assert!(store.list_messages(&held.id, &MessageFilter::default(), &all).await.unwrap().items.is_empty());
     let past: DateTime<Utc> = Utc::now() - Duration::seconds(1);
     assert_eq!(store.claim_idempotency_key("expired", past).await.unwrap(), IdempotencyClaim::Claimed);
     assert_eq!(store.claim_idempotency_key("expired", expires).await.unwrap(), IdempotencyClaim::Claimed);
