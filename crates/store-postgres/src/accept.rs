@@ -22,9 +22,12 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, EndpointId,
-    model::{Application, Delivery, DeliveryStatus, Message, subscription_accepts},
+    model::{Application, DeliveryStatus, Message},
 };
-use herald_store::{IdempotencyClaim, IdempotencyWrite, MessageOutcome, NewMessage, StoreError};
+use herald_store::{
+    IdempotencyWrite, MessageOutcome, NewMessage, StoreError,
+    accept::{self, Subscriber},
+};
 use sqlx::{PgConnection, Row};
 
 use crate::{
@@ -73,14 +76,7 @@ struct Target {
     app_id: AppId,
     /// The hidden application of an ingest source: only its source's requests reach it.
     is_source_app: bool,
-    endpoints: Vec<Candidate>,
-}
-
-struct Candidate {
-    id: String,
-    disabled: bool,
-    event_types: Option<Vec<String>>,
-    channels: Option<Vec<String>>,
+    endpoints: Vec<Subscriber>,
 }
 
 /// The jobs of one transaction, sharing what they looked up.
@@ -100,16 +96,11 @@ impl Batch {
         now: DateTime<Utc>,
     ) -> Result<MessageOutcome, JobError> {
         let Some(idem) = &new.idempotency else { return self.accept(conn, new).await };
-        match claim_key(&mut *conn, &idem.key, idem.expires_at, now).await? {
-            IdempotencyClaim::Claimed => {}
-            IdempotencyClaim::Completed(response) => return Ok(MessageOutcome::Replayed(response)),
-            IdempotencyClaim::InProgress => {
-                let busy = "a request with this idempotency key is in progress";
-                return Err(JobError::Rejected(StoreError::Conflict(busy.into())));
-            }
+        if let Some(settled) = accept::settled_by_key(claim_key(&mut *conn, &idem.key, idem.expires_at, now).await?) {
+            return Ok(settled);
         }
         let accepted = self.accept(conn, new).await;
-        if let Err(JobError::Rejected(_)) = &accepted {
+        if matches!(accepted, Err(JobError::Rejected(_)) | Ok(MessageOutcome::DuplicateEventId)) {
             // Undo the claim: the key is free again, as if the job never ran.
             sqlx::query("DELETE FROM idempotency_keys WHERE key = $1")
                 .bind(&idem.key)
@@ -122,10 +113,10 @@ impl Batch {
 
     async fn accept(&mut self, conn: &mut PgConnection, new: &NewMessage) -> Result<MessageOutcome, JobError> {
         let target = self.target(conn, new).await?;
-        if target.is_source_app && new.ingest_log.is_none() {
-            return Err(JobError::Rejected(StoreError::NotFound("application")));
-        }
-        if let Some(event_id) = &new.message.event_id {
+        let from_source = new.ingest_log.is_some();
+        let message = accept::admit(new.message.clone(), &target.app_id, target.is_source_app, from_source)
+            .map_err(JobError::Rejected)?;
+        if let Some(event_id) = &message.event_id {
             let taken: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM messages WHERE app_id = $1 AND event_id = $2 AND created_at >= $3)",
             )
@@ -136,41 +127,15 @@ impl Batch {
             .await
             .map_err(db)?;
             if taken {
-                let taken = "a message with this eventId already exists";
-                return Err(JobError::Rejected(StoreError::Conflict(taken.into())));
+                return Ok(MessageOutcome::DuplicateEventId);
             }
         }
-        let mut message = new.message.clone();
-        message.app_id = target.app_id.clone();
-        let due = ms(message.deliver_at.unwrap_or(message.created_at));
-        let mut endpoint_ids: Vec<&str> = target
-            .endpoints
-            .iter()
-            .filter(|e| {
-                let (types, wanted) = (e.event_types.as_deref(), e.channels.as_deref());
-                subscription_accepts(e.disabled, types, wanted, &message.event_type, message.channels.as_deref())
-            })
-            .map(|e| e.id.as_str())
-            .collect();
-        endpoint_ids.sort_unstable();
-        insert_message(conn, &message, due, &endpoint_ids, new.idempotency.as_ref()).await?;
+        let deliveries = accept::deliveries(&message, &target.endpoints);
+        let endpoint_ids: Vec<&str> = deliveries.iter().map(|d| d.endpoint_id.as_str()).collect();
+        insert_message(conn, &message, &endpoint_ids, new.idempotency.as_ref()).await?;
         if let Some(entry) = &new.ingest_log {
             crate::ingest::insert_log(&mut *conn, entry).await?;
         }
-        let deliveries = endpoint_ids
-            .into_iter()
-            .map(|id| {
-                Ok(Delivery {
-                    msg_id: message.id.clone(),
-                    endpoint_id: EndpointId::try_from(id.to_owned()).map_err(internal)?,
-                    app_id: message.app_id.clone(),
-                    status: DeliveryStatus::Pending,
-                    attempts: 0,
-                    next_attempt_at: due,
-                    trigger: herald_core::model::TriggerType::Scheduled,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(MessageOutcome::Created { message, deliveries })
     }
 
@@ -234,8 +199,8 @@ async fn resolve(conn: &mut PgConnection, key: &str) -> Result<Option<Target>, S
     };
     for row in &found {
         if let Some(id) = row.try_get::<Option<String>, _>("endpoint_id").map_err(db)? {
-            target.endpoints.push(Candidate {
-                id,
+            target.endpoints.push(Subscriber {
+                id: EndpointId::try_from(id).map_err(internal)?,
                 disabled: row.try_get("disabled").map_err(db)?,
                 event_types: row.try_get("event_types").map_err(db)?,
                 channels: row.try_get("channels").map_err(db)?,
@@ -266,13 +231,12 @@ async fn insert_application_if_absent(conn: &mut PgConnection, app: &Application
     Ok(done.rows_affected() == 1)
 }
 
-/// The message, its deliveries and its idempotency response in one statement (one
+/// The message, its (pending) deliveries and its idempotency response in one statement (one
 /// round trip). Foreign keys are checked at the statement's end, when the message row
 /// exists; with no idempotency record the key update matches nothing.
 async fn insert_message(
     conn: &mut PgConnection,
     m: &Message,
-    due: DateTime<Utc>,
     endpoints: &[&str],
     idempotency: Option<&IdempotencyWrite>,
 ) -> Result<(), StoreError> {
@@ -283,7 +247,7 @@ async fn insert_message(
          idempotency AS (UPDATE idempotency_keys SET state = 1, status = $14, body = $15, expires_at = $16
                          WHERE key = $13)
          INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at)
-         SELECT $1, e, $2, 1, 0, $11 FROM unnest($12::text[]) AS e"
+         SELECT $1, e, $2, $18, 0, $11 FROM unnest($12::text[]) AS e"
     ))
     .bind(m.id.as_str())
     .bind(m.app_id.as_str())
@@ -295,13 +259,14 @@ async fn insert_message(
     .bind(ms(m.created_at))
     .bind(m.deliver_at.map(ms))
     .bind(ms(m.expires_at))
-    .bind(due)
+    .bind(ms(accept::due_at(m)))
     .bind(endpoints)
     .bind(idempotency.map(|i| i.key.as_str()))
     .bind(idempotency.map(|i| i32::from(i.response.status)))
     .bind(idempotency.map(|i| i.response.body.as_slice()))
     .bind(idempotency.map(|i| ms(i.expires_at)))
     .bind(&m.content_type)
+    .bind(DeliveryStatus::Pending.code() as i16)
     .execute(conn)
     .await
     .map_err(db)?;

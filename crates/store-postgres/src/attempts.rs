@@ -5,18 +5,20 @@
 //! notifies the dispatchers of every node in the same transaction; they send the rows
 //! like any other, so nothing here talks to the network.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, AttemptId, EndpointId, MessageId,
     model::{Attempt, DeliveryStatus, TriggerType, subscription_accepts},
 };
 use herald_store::{
-    AttemptFilter, DeliveryCounts, EndpointMessage, MessageDestination, MessageFilter, Page, PageQuery, RequeueFilter,
-    StoreError, StoreResult,
+    AttemptFilter, AttemptLog, AttemptResult, DeliveryCounts, EndpointMessage, MessageDestination, MessageFilter, Page,
+    PageQuery, RequeueFilter, StoreError, StoreResult, found,
 };
 use sqlx::{Connection, PgConnection, PgExecutor, Postgres, QueryBuilder, Row, postgres::PgRow};
 
 use crate::{
+    PostgresStore,
     error::{db, internal},
     resources,
     rows::{self, attempt_columns, endpoint_columns, message_columns, ms},
@@ -372,4 +374,86 @@ pub(crate) async fn replay_missing(
     notify(&mut tx).await?;
     tx.commit().await.map_err(db)?;
     Ok(queued)
+}
+
+#[async_trait]
+impl AttemptLog for PostgresStore {
+    async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        crate::maintenance::record(&mut conn, &results, None).await.map(drop)
+    }
+
+    async fn record_attempts_disabling(
+        &self,
+        results: Vec<AttemptResult>,
+        disable_failing_since: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<EndpointId>> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        crate::maintenance::record(&mut conn, &results, disable_failing_since).await
+    }
+
+    async fn list_message_attempts(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Vec<Attempt>> {
+        crate::deliveries::message_attempts(&self.pool, app, msg_id).await
+    }
+
+    async fn list_attempts(
+        &self,
+        app: &AppId,
+        filter: &herald_store::AttemptFilter,
+        page: &PageQuery,
+    ) -> StoreResult<Page<Attempt>> {
+        list(&self.pool, app, filter, page).await
+    }
+
+    async fn get_attempt(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        attempt_id: &herald_core::AttemptId,
+    ) -> StoreResult<Attempt> {
+        get(&self.pool, app, msg_id, attempt_id).await.and_then(found("attempt"))
+    }
+
+    async fn list_endpoint_messages(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        status: Option<herald_core::model::DeliveryStatus>,
+        filter: &MessageFilter,
+        page: &PageQuery,
+    ) -> StoreResult<Page<herald_store::EndpointMessage>> {
+        endpoint_messages(&self.pool, app, endpoint_id, status, filter, page).await
+    }
+
+    async fn list_message_destinations(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        page: &PageQuery,
+    ) -> StoreResult<Page<herald_store::MessageDestination>> {
+        destinations(&self.pool, app, msg_id, page).await
+    }
+
+    async fn endpoint_stats(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> StoreResult<herald_store::DeliveryCounts> {
+        stats(&self.pool, app, endpoint_id, since, until).await
+    }
+
+    async fn expunge_message_content(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<()> {
+        expunge_message(&self.pool, app, msg_id).await
+    }
+
+    async fn expunge_attempt_content(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        attempt_id: &herald_core::AttemptId,
+    ) -> StoreResult<()> {
+        expunge_attempt(&self.pool, app, msg_id, attempt_id).await
+    }
 }

@@ -6,17 +6,20 @@
 //! row is `sending` with `next_attempt_at` = the lease expiry, so when a worker dies
 //! the row simply becomes due again.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, EndpointId, MessageId,
     model::{Attempt, DeliveryStatus},
 };
-use herald_store::{AttemptResult, ClaimedDelivery, NextStep, StoreResult};
+use herald_store::{AttemptResult, ClaimedDelivery, DeliveryQueue, NextStep, StoreResult};
 use sqlx::{Connection, PgConnection, PgExecutor};
+use tokio::sync::Notify;
 
 use crate::{
+    PostgresStore,
     error::db,
     rows::{self, attempt_columns, endpoint_columns, message_columns, ms},
 };
@@ -238,4 +241,85 @@ pub(crate) async fn message_attempts(
         .iter()
         .map(rows::attempt)
         .collect()
+}
+
+#[async_trait]
+impl DeliveryQueue for PostgresStore {
+    async fn claim_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        claim(&mut conn, now, limit, lease_until, &[]).await
+    }
+
+    async fn claim_due_deliveries_skipping(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+        skip: &[EndpointId],
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        claim(&mut conn, now, limit, lease_until, skip).await
+    }
+
+    async fn release_deliveries(
+        &self,
+        deliveries: Vec<(MessageId, EndpointId)>,
+        lease_until: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        release(&self.pool, &deliveries, lease_until, due_at).await
+    }
+
+    fn delivery_waker(&self) -> Arc<Notify> {
+        self.waker.clone()
+    }
+
+    async fn resend_message(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        endpoint_id: &EndpointId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        crate::attempts::resend(&mut conn, app, msg_id, endpoint_id, now).await?;
+        self.waker.notify_one();
+        Ok(())
+    }
+
+    async fn requeue_deliveries(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        filter: &herald_store::RequeueFilter,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let queued = crate::attempts::requeue(&mut conn, app, endpoint_id, filter, now).await?;
+        if queued > 0 {
+            self.waker.notify_one();
+        }
+        Ok(queued)
+    }
+
+    async fn replay_missing(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let queued = crate::attempts::replay_missing(&mut conn, app, endpoint_id, since, until, now).await?;
+        if queued > 0 {
+            self.waker.notify_one();
+        }
+        Ok(queued)
+    }
 }

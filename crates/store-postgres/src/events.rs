@@ -11,12 +11,15 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{AppId, MessageId};
-use herald_store::{ConsumerKey, Event, EventFilter, EventPage, Position, StoreError, StoreResult};
+use herald_store::{ConsumerKey, Event, EventFilter, EventPage, Events, Position, StoreError, StoreResult};
 use sqlx::{PgPool, Postgres, QueryBuilder, Row, postgres::PgRow};
+use tokio::sync::watch;
 
 use crate::{
+    PostgresStore,
     error::{db, internal},
     rows::{self, message_columns, ms},
 };
@@ -192,5 +195,47 @@ pub(crate) async fn save_consumer_position(
         // The endpoint was deleted meanwhile (foreign key).
         Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Err(StoreError::NotFound("endpoint")),
         Err(e) => Err(db(e)),
+    }
+}
+
+#[async_trait]
+impl Events for PostgresStore {
+    async fn read_events(
+        &self,
+        app: &AppId,
+        filter: &EventFilter,
+        after: Position,
+        limit: usize,
+    ) -> StoreResult<EventPage> {
+        if filter.event_types.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(EventPage { events: Vec::new(), done: true, held_back: false });
+        }
+        read(&self.pool, app, filter, after, limit).await
+    }
+
+    async fn message_position(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Position> {
+        message_position(&self.pool, app, msg_id).await
+    }
+
+    async fn position_after(&self, app: &AppId, at: DateTime<Utc>) -> StoreResult<Position> {
+        position_after(&self.pool, app, at).await
+    }
+
+    async fn consumer_position(&self, app: &AppId, consumer: &ConsumerKey) -> StoreResult<Option<Position>> {
+        consumer_position(&self.pool, app, consumer).await
+    }
+
+    async fn save_consumer_position(
+        &self,
+        app: &AppId,
+        consumer: &ConsumerKey,
+        position: Position,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        save_consumer_position(&self.pool, app, consumer, position, now).await
+    }
+
+    fn message_commits(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 }

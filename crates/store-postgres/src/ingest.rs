@@ -2,16 +2,18 @@
 //! application are inserted in one transaction; deleting the application cascades to
 //! the source, its endpoints, messages and log, so deleting a source is one statement.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, SourceId,
     ingest::{IngestLog, PreviousSecret, Source},
     model::Application,
 };
-use herald_store::{Page, PageQuery, StoreError, StoreResult, TokenHash, TokenRotation};
+use herald_store::{Ingest, Page, PageQuery, StoreError, StoreResult, TokenHash, TokenRotation, found};
 use sqlx::{PgExecutor, PgPool, Postgres, QueryBuilder, Row, postgres::PgRow, types::Json};
 
 use crate::{
+    PostgresStore,
     error::{db, internal},
     resources::{self, insert_application},
     rows::{app_columns, ms},
@@ -262,4 +264,47 @@ pub(crate) async fn trim_logs(executor: impl PgExecutor<'_>, keep: usize, limit:
     .await
     .map_err(db)?;
     Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+}
+
+#[async_trait]
+impl Ingest for PostgresStore {
+    async fn create_source(&self, source: Source, app: Application, token: TokenHash) -> StoreResult<Source> {
+        create(&self.pool, &source, &app, &token).await.map(|()| source)
+    }
+
+    async fn get_source(&self, key: &str) -> StoreResult<Source> {
+        find(&self.pool, key).await.and_then(found("source"))
+    }
+
+    async fn list_sources(&self, page: &PageQuery) -> StoreResult<Page<Source>> {
+        list(&self.pool, page).await
+    }
+
+    async fn update_source(&self, source: Source) -> StoreResult<Source> {
+        update(&self.pool, &source).await.map(|()| source)
+    }
+
+    async fn delete_source(&self, id: &SourceId) -> StoreResult<()> {
+        delete(&self.pool, id).await
+    }
+
+    async fn rotate_source_token(&self, id: &SourceId, rotation: TokenRotation) -> StoreResult<()> {
+        rotate_token(&self.pool, id, &rotation).await
+    }
+
+    async fn find_source_by_token(&self, token: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<Source>> {
+        find_by_token(&self.pool, token, now).await
+    }
+
+    async fn record_ingest_log(&self, entry: IngestLog) -> StoreResult<()> {
+        insert_log(&self.pool, &entry).await
+    }
+
+    async fn list_ingest_logs(&self, source: &SourceId, page: &PageQuery) -> StoreResult<Page<IngestLog>> {
+        list_logs(&self.pool, source, page).await
+    }
+
+    async fn trim_ingest_logs(&self, keep: usize, limit: usize) -> StoreResult<usize> {
+        trim_logs(&self.pool, keep, limit).await
+    }
 }

@@ -2,13 +2,14 @@
 //! endpoint that has failed for too long, set-based per batch), the retention sweep in
 //! bounded batches, and the queue depth. The queue itself lives in `deliveries`.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{EndpointId, RetrySchedule};
-use herald_store::{AttemptResult, HealthChanges, QueueDepth, RetentionSwept, StoreError, StoreResult};
+use herald_store::{AttemptResult, HealthChanges, QueueDepth, RetentionSwept, StoreError, StoreResult, Upkeep};
 use sqlx::{Connection, PgConnection, PgExecutor};
 
 use crate::{
-    deliveries,
+    PostgresStore, deliveries,
     error::{db, internal},
     rows::ms,
 };
@@ -171,4 +172,25 @@ pub(crate) async fn queue_depth(executor: impl PgExecutor<'_>) -> StoreResult<Qu
     .await
     .map_err(db)?;
     Ok(QueueDepth { pending: pending.max(0) as u64, sending: sending.max(0) as u64 })
+}
+
+#[async_trait]
+impl Upkeep for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db).map(drop)
+    }
+
+    async fn sweep_retention(
+        &self,
+        now: DateTime<Utc>,
+        attempts_before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<RetentionSwept> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        sweep(&mut conn, now, attempts_before, limit).await
+    }
+
+    async fn queue_depth(&self) -> StoreResult<QueueDepth> {
+        queue_depth(&self.pool).await
+    }
 }

@@ -3,22 +3,24 @@
 //! transaction that holds the same key and then sees its outcome. Accepting messages
 //! is in [`crate::accept`].
 
-use chrono::{DateTime, Duration, Utc};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, MessageId,
     model::{Delivery, Message},
 };
-use herald_store::{IdempotencyClaim, MessageFilter, Page, PageQuery, StoreError, StoreResult, StoredResponse};
+use herald_store::{
+    IdempotencyClaim, MessageFilter, MessageOutcome, Messages, NewMessage, Page, PageQuery, StoreError, StoreResult,
+    StoredResponse, accept, found,
+};
 use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder, Row, postgres::PgRow};
 
 use crate::{
+    PostgresStore,
     error::{db, internal},
     resources,
     rows::{self, delivery_columns, message_columns, ms},
 };
-
-/// A claimed key whose request has shown no sign of life for this long is taken over.
-const CLAIM_TIMEOUT: Duration = Duration::seconds(60);
 
 /// A message of `app` by id, or by `eventId` (the newest with it).
 pub(crate) async fn find(executor: impl PgExecutor<'_>, app: &AppId, key: &str) -> StoreResult<Option<Message>> {
@@ -104,7 +106,7 @@ pub(crate) async fn claim_key(
         .bind(key)
         .bind(ms(now))
         .bind(ms(expires_at))
-        .bind(ms(now - CLAIM_TIMEOUT))
+        .bind(ms(now - accept::IDEMPOTENCY_CLAIM_TIMEOUT))
         .fetch_optional(&mut *conn)
         .await
         .map_err(db)?;
@@ -162,4 +164,36 @@ pub(crate) async fn release_key(executor: impl PgExecutor<'_>, key: &str) -> Sto
         .await
         .map_err(db)?;
     Ok(())
+}
+
+#[async_trait]
+impl Messages for PostgresStore {
+    async fn create_message(&self, new: NewMessage) -> StoreResult<MessageOutcome> {
+        self.writer.create(new, self.now()).await
+    }
+
+    async fn get_message(&self, app: &AppId, key: &str) -> StoreResult<Message> {
+        find(&self.pool, app, key).await.and_then(found("message"))
+    }
+
+    async fn list_messages(&self, app: &AppId, filter: &MessageFilter, page: &PageQuery) -> StoreResult<Page<Message>> {
+        list(&self.pool, app, filter, page).await
+    }
+
+    async fn list_deliveries(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Vec<Delivery>> {
+        deliveries(&self.pool, app, msg_id).await
+    }
+
+    async fn claim_idempotency_key(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<IdempotencyClaim> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        claim_key(&mut conn, key, expires_at, self.now()).await
+    }
+
+    async fn complete_idempotency_key(&self, key: &str, response: StoredResponse) -> StoreResult<()> {
+        complete_key(&self.pool, key, &response, None).await
+    }
+
+    async fn release_idempotency_key(&self, key: &str) -> StoreResult<()> {
+        release_key(&self.pool, key).await
+    }
 }

@@ -2,14 +2,16 @@
 //! Uniqueness (app uid, endpoint uid per app, event type name) is held by constraints,
 //! so it holds across nodes and under races; foreign keys cascade deletes.
 
+use async_trait::async_trait;
 use herald_core::{
-    AppId, EndpointId,
+    AppId, EndpointId, RetrySchedule,
     model::{Application, Endpoint, EventType},
 };
-use herald_store::{Page, PageQuery, StoreError, StoreResult, TokenRecord};
+use herald_store::{AppFilter, Page, PageQuery, Resources, StoreError, StoreResult, TokenRecord, found};
 use sqlx::{PgExecutor, Postgres, QueryBuilder, Row, postgres::PgRow, types::Json};
 
 use crate::{
+    PostgresStore,
     error::{db, internal},
     rows::{self, app_columns, endpoint_columns, event_type_columns, ms},
 };
@@ -219,4 +221,114 @@ pub(crate) async fn delete_endpoint(executor: impl PgExecutor<'_>, app: &AppId, 
         .await
         .map_err(db)?;
     not_found_if_none(done.rows_affected(), "endpoint")
+}
+
+#[async_trait]
+impl Resources for PostgresStore {
+    async fn create_token(&self, token: TokenRecord) -> StoreResult<()> {
+        insert_token(&self.pool, &token).await
+    }
+
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        find_token(&self.pool, hash).await
+    }
+
+    async fn has_admin_token(&self) -> StoreResult<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tokens WHERE app_id IS NULL)")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn create_application(&self, app: Application) -> StoreResult<Application> {
+        insert_application(&self.pool, &app).await.map(|()| app)
+    }
+
+    async fn get_application(&self, key: &str) -> StoreResult<Application> {
+        crate::ingest::find_visible_application(&self.pool, key).await.and_then(found("application"))
+    }
+
+    async fn list_applications(&self, filter: AppFilter, page: &PageQuery) -> StoreResult<Page<Application>> {
+        let mut query = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            crate::rows::app_columns!(),
+            " FROM applications WHERE ",
+            crate::ingest::not_a_source_app!()
+        ));
+        const ENDPOINT: &str = "SELECT 1 FROM endpoints e WHERE e.app_id = applications.id";
+        if filter.exclude_without_endpoints {
+            query.push(format_args!(" AND EXISTS ({ENDPOINT})"));
+        }
+        if filter.exclude_only_disabled_endpoints {
+            query.push(format_args!(" AND (NOT EXISTS ({ENDPOINT}) OR EXISTS ({ENDPOINT} AND NOT e.disabled))"));
+        }
+        self::page(&self.pool, query, "id", page, crate::rows::application).await
+    }
+
+    async fn update_application(&self, app: Application) -> StoreResult<Application> {
+        update_application(&self.pool, &app).await.map(|()| app)
+    }
+
+    async fn delete_application(&self, id: &AppId) -> StoreResult<()> {
+        delete_application(&self.pool, id).await
+    }
+
+    async fn create_event_type(&self, event_type: EventType) -> StoreResult<EventType> {
+        insert_event_type(&self.pool, &event_type).await.map(|()| event_type)
+    }
+
+    async fn get_event_type(&self, name: &str) -> StoreResult<EventType> {
+        find_event_type(&self.pool, name).await.and_then(found("event type"))
+    }
+
+    async fn list_event_types(&self, page: &PageQuery, include_archived: bool) -> StoreResult<Page<EventType>> {
+        let sql = if include_archived {
+            concat!("SELECT ", crate::rows::event_type_columns!(), " FROM event_types WHERE true")
+        } else {
+            concat!("SELECT ", crate::rows::event_type_columns!(), " FROM event_types WHERE NOT archived")
+        };
+        self::page(&self.pool, QueryBuilder::new(sql), "name", page, crate::rows::event_type).await
+    }
+
+    async fn update_event_type(&self, event_type: EventType) -> StoreResult<EventType> {
+        update_event_type(&self.pool, &event_type).await.map(|()| event_type)
+    }
+
+    async fn delete_event_type(&self, name: &str) -> StoreResult<()> {
+        delete_event_type(&self.pool, name).await
+    }
+
+    async fn get_event_type_retry_schedule(&self, name: &str) -> StoreResult<Option<RetrySchedule>> {
+        crate::maintenance::retry_schedule(&self.pool, name).await
+    }
+
+    async fn set_event_type_retry_schedule(&self, name: &str, schedule: Option<RetrySchedule>) -> StoreResult<()> {
+        crate::maintenance::set_retry_schedule(&self.pool, name, schedule.as_ref()).await
+    }
+
+    async fn create_endpoint(&self, endpoint: Endpoint) -> StoreResult<Endpoint> {
+        insert_endpoint(&self.pool, &endpoint).await.map(|()| endpoint)
+    }
+
+    async fn get_endpoint(&self, app: &AppId, key: &str) -> StoreResult<Endpoint> {
+        find_endpoint(&self.pool, app, key).await.and_then(found("endpoint"))
+    }
+
+    async fn list_endpoints(&self, app: &AppId, page: &PageQuery) -> StoreResult<Page<Endpoint>> {
+        let mut query = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            crate::rows::endpoint_columns!(),
+            " FROM endpoints WHERE app_id = "
+        ));
+        query.push_bind(app.as_str().to_owned());
+        self::page(&self.pool, query, "id", page, crate::rows::endpoint).await
+    }
+
+    async fn update_endpoint(&self, endpoint: Endpoint) -> StoreResult<Endpoint> {
+        update_endpoint(&self.pool, &endpoint).await.map(|()| endpoint)
+    }
+
+    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> StoreResult<()> {
+        delete_endpoint(&self.pool, app, id).await
+    }
 }

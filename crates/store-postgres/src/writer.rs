@@ -147,8 +147,7 @@ async fn run_alone(shared: &Shared, job: &Job) -> StoreResult<MessageOutcome> {
 
 /// Whether `result` queued deliveries that are due now.
 fn queued_due(result: &StoreResult<MessageOutcome>, now: DateTime<Utc>) -> bool {
-    matches!(result, Ok(MessageOutcome::Created { message, deliveries })
-        if !deliveries.is_empty() && message.deliver_at.is_none_or(|t| t <= now))
+    result.as_ref().is_ok_and(|outcome| herald_store::accept::is_due_now(outcome, now))
 }
 
 /// Runs `jobs` in one transaction and commits what they wrote.

@@ -4,20 +4,22 @@
 //! Manual control only writes delivery rows (pending, due now, trigger manual); the
 //! dispatcher sends them like any other, so nothing here talks to the network.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, AttemptId, EndpointId, MessageId,
     model::{Attempt, DeliveryStatus, TriggerType, subscription_accepts},
 };
 use herald_store::{
-    AttemptFilter, DeliveryCounts, EndpointMessage, MessageDestination, MessageFilter, Page, PageQuery, RequeueFilter,
-    StoreError, StoreResult,
+    AttemptFilter, AttemptLog, AttemptResult, DeliveryCounts, EndpointMessage, MessageDestination, MessageFilter, Page,
+    PageQuery, RequeueFilter, StoreError, StoreResult, found,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params, types::Value};
 
 use crate::{
+    SqliteStore, deliveries,
     engine::internal,
-    resources,
+    maintenance, resources,
     rows::{self, db_err, ms},
 };
 
@@ -340,4 +342,92 @@ pub fn replay_missing(
         queued += 1;
     }
     Ok(queued)
+}
+
+#[async_trait]
+impl AttemptLog for SqliteStore {
+    async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()> {
+        self.engine.write(move |c| maintenance::record(c, &results, None).map(drop)).await
+    }
+
+    async fn record_attempts_disabling(
+        &self,
+        results: Vec<AttemptResult>,
+        disable_failing_since: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<EndpointId>> {
+        self.engine.write(move |c| maintenance::record(c, &results, disable_failing_since)).await
+    }
+
+    async fn list_message_attempts(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Vec<Attempt>> {
+        let (app, msg_id) = (app.clone(), msg_id.clone());
+        self.engine.read(move |c| deliveries::message_attempts(c, &app, &msg_id)).await
+    }
+
+    async fn list_attempts(
+        &self,
+        app: &AppId,
+        filter: &herald_store::AttemptFilter,
+        page: &PageQuery,
+    ) -> StoreResult<Page<Attempt>> {
+        let (app, filter, page) = (app.clone(), filter.clone(), page.clone());
+        self.engine.read(move |c| list(c, &app, &filter, &page)).await
+    }
+
+    async fn get_attempt(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        attempt_id: &herald_core::AttemptId,
+    ) -> StoreResult<Attempt> {
+        let (app, msg_id, attempt_id) = (app.clone(), msg_id.clone(), attempt_id.clone());
+        self.engine.read(move |c| get(c, &app, &msg_id, &attempt_id)).await.and_then(found("attempt"))
+    }
+
+    async fn list_endpoint_messages(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        status: Option<herald_core::model::DeliveryStatus>,
+        filter: &MessageFilter,
+        page: &PageQuery,
+    ) -> StoreResult<Page<herald_store::EndpointMessage>> {
+        let (app, endpoint_id, filter, page) = (app.clone(), endpoint_id.clone(), filter.clone(), page.clone());
+        self.engine.read(move |c| endpoint_messages(c, &app, &endpoint_id, status, &filter, &page)).await
+    }
+
+    async fn list_message_destinations(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        page: &PageQuery,
+    ) -> StoreResult<Page<herald_store::MessageDestination>> {
+        let (app, msg_id, page) = (app.clone(), msg_id.clone(), page.clone());
+        self.engine.read(move |c| destinations(c, &app, &msg_id, &page)).await
+    }
+
+    async fn endpoint_stats(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> StoreResult<herald_store::DeliveryCounts> {
+        let (app, endpoint_id) = (app.clone(), endpoint_id.clone());
+        self.engine.read(move |c| stats(c, &app, &endpoint_id, since, until)).await
+    }
+
+    async fn expunge_message_content(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<()> {
+        let (app, msg_id) = (app.clone(), msg_id.clone());
+        self.engine.write(move |c| expunge_message(c, &app, &msg_id)).await
+    }
+
+    async fn expunge_attempt_content(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        attempt_id: &herald_core::AttemptId,
+    ) -> StoreResult<()> {
+        let (app, msg_id, attempt_id) = (app.clone(), msg_id.clone(), attempt_id.clone());
+        self.engine.write(move |c| expunge_attempt(c, &app, &msg_id, &attempt_id)).await
+    }
 }

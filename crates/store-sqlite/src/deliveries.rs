@@ -1,16 +1,21 @@
 //! The queue side: claiming due deliveries under a lease and recording attempts.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, EndpointId, MessageId,
     model::{Attempt, DeliveryStatus},
 };
-use herald_store::{AttemptResult, ClaimedDelivery, NextStep, StoreError, StoreResult};
+use herald_store::{AttemptResult, ClaimedDelivery, DeliveryQueue, NextStep, RequeueFilter, StoreError, StoreResult};
 use rusqlite::{Connection, params};
+use tokio::sync::Notify;
 
-use crate::rows::{self, db_err, ms};
+use crate::{
+    SqliteStore,
+    rows::{self, db_err, ms},
+};
 
 /// `skip`: endpoints whose deliveries are left alone (the caller's saturated ones).
 pub fn claim(
@@ -155,4 +160,87 @@ pub fn message_attempts(conn: &Connection, app: &AppId, msg: &MessageId) -> Stor
     )
     .and_then(|mut s| s.query_map([app.as_str(), msg.as_str()], rows::attempt)?.collect())
     .map_err(db_err("attempt"))
+}
+
+#[async_trait]
+impl DeliveryQueue for SqliteStore {
+    async fn claim_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        self.engine.write(move |c| claim(c, now, limit, lease_until, &[])).await
+    }
+
+    async fn claim_due_deliveries_skipping(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+        skip: &[EndpointId],
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let skip = skip.to_vec();
+        self.engine.write(move |c| claim(c, now, limit, lease_until, &skip)).await
+    }
+
+    async fn release_deliveries(
+        &self,
+        released: Vec<(MessageId, EndpointId)>,
+        lease_until: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.engine.write(move |c| release(c, &released, lease_until, due_at)).await
+    }
+
+    fn delivery_waker(&self) -> Arc<Notify> {
+        self.waker.clone()
+    }
+
+    async fn resend_message(
+        &self,
+        app: &AppId,
+        msg_id: &MessageId,
+        endpoint_id: &EndpointId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (app, msg_id, endpoint_id) = (app.clone(), msg_id.clone(), endpoint_id.clone());
+        self.engine.write(move |c| crate::attempts::resend(c, &app, &msg_id, &endpoint_id, now)).await?;
+        self.waker.notify_one();
+        Ok(())
+    }
+
+    async fn requeue_deliveries(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        filter: &RequeueFilter,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let (app, endpoint_id, filter) = (app.clone(), endpoint_id.clone(), filter.clone());
+        let queued = self.engine.write(move |c| crate::attempts::requeue(c, &app, &endpoint_id, &filter, now)).await?;
+        if queued > 0 {
+            self.waker.notify_one();
+        }
+        Ok(queued)
+    }
+
+    async fn replay_missing(
+        &self,
+        app: &AppId,
+        endpoint_id: &EndpointId,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let (app, endpoint_id) = (app.clone(), endpoint_id.clone());
+        let queued = self
+            .engine
+            .write(move |c| crate::attempts::replay_missing(c, &app, &endpoint_id, since, until, now))
+            .await?;
+        if queued > 0 {
+            self.waker.notify_one();
+        }
+        Ok(queued)
+    }
 }

@@ -5,12 +5,17 @@
 //! `seq` it saw can never miss a message that commits later. Positions here are
 //! `(0, seq)`; a position with a non-zero `commit` lies after every SQLite message.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{AppId, MessageId};
-use herald_store::{ConsumerKey, Event, EventFilter, EventPage, Position, StoreError, StoreResult};
+use herald_store::{ConsumerKey, Event, EventFilter, EventPage, Events, Position, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, params, types::Value};
+use tokio::sync::watch;
 
-use crate::rows::{self, db_err, ms};
+use crate::{
+    SqliteStore,
+    rows::{self, db_err, ms},
+};
 
 /// `seq` as SQLite stores it; positions past `i64::MAX` read as the end.
 fn seq_arg(seq: u64) -> i64 {
@@ -132,4 +137,48 @@ pub fn save_consumer_position(
     })
     .map_err(db_err("poller consumer"))?;
     Ok(())
+}
+
+#[async_trait]
+impl Events for SqliteStore {
+    async fn read_events(
+        &self,
+        app: &AppId,
+        filter: &EventFilter,
+        after: Position,
+        limit: usize,
+    ) -> StoreResult<EventPage> {
+        let (app, filter) = (app.clone(), filter.clone());
+        self.engine.read(move |c| read(c, &app, &filter, after, limit)).await
+    }
+
+    async fn message_position(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Position> {
+        let (app, msg_id) = (app.clone(), msg_id.clone());
+        self.engine.read(move |c| message_position(c, &app, &msg_id)).await
+    }
+
+    async fn position_after(&self, app: &AppId, at: DateTime<Utc>) -> StoreResult<Position> {
+        let app = app.clone();
+        self.engine.read(move |c| position_after(c, &app, at)).await
+    }
+
+    async fn consumer_position(&self, app: &AppId, consumer: &ConsumerKey) -> StoreResult<Option<Position>> {
+        let (app, consumer) = (app.clone(), consumer.clone());
+        self.engine.read(move |c| consumer_position(c, &app, &consumer)).await
+    }
+
+    async fn save_consumer_position(
+        &self,
+        app: &AppId,
+        consumer: &ConsumerKey,
+        position: Position,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (app, consumer) = (app.clone(), consumer.clone());
+        self.engine.write(move |c| save_consumer_position(c, &app, &consumer, position, now)).await
+    }
+
+    fn message_commits(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
+    }
 }

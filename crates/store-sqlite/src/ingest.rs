@@ -2,16 +2,18 @@
 //! application are written in one job (so one transaction); deleting a source removes
 //! the application with everything under it, and the source's log.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, SourceId,
     ingest::{IngestLog, PreviousSecret, Source},
     model::Application,
 };
-use herald_store::{Page, PageQuery, StoreError, StoreResult, TokenHash, TokenRotation};
+use herald_store::{Ingest, Page, PageQuery, StoreError, StoreResult, TokenHash, TokenRotation, found};
 use rusqlite::{Connection, OptionalExtension, Row, params, types::Value};
 
 use crate::{
+    SqliteStore,
     resources::{self, insert_application},
     rows::{db_err, ms, to_json},
 };
@@ -219,4 +221,53 @@ pub fn trim_logs(conn: &Connection, keep: usize, limit: usize) -> StoreResult<us
         .and_then(|mut s| s.execute(params![keep, limit]))
         .map_err(db_err("log entry"))?;
     Ok(n)
+}
+
+#[async_trait]
+impl Ingest for SqliteStore {
+    async fn create_source(&self, source: Source, app: Application, token: TokenHash) -> StoreResult<Source> {
+        self.engine.write(move |c| create(c, &source, &app, &token).map(|()| source)).await
+    }
+
+    async fn get_source(&self, key: &str) -> StoreResult<Source> {
+        let key = key.to_owned();
+        self.engine.read(move |c| find(c, &key)).await.and_then(found("source"))
+    }
+
+    async fn list_sources(&self, page: &PageQuery) -> StoreResult<Page<Source>> {
+        let page = page.clone();
+        self.engine.read(move |c| list(c, &page)).await
+    }
+
+    async fn update_source(&self, source: Source) -> StoreResult<Source> {
+        self.engine.write(move |c| update(c, &source).map(|()| source)).await
+    }
+
+    async fn delete_source(&self, id: &SourceId) -> StoreResult<()> {
+        let id = id.clone();
+        self.engine.write(move |c| delete(c, &id)).await
+    }
+
+    async fn rotate_source_token(&self, id: &SourceId, rotation: TokenRotation) -> StoreResult<()> {
+        let id = id.clone();
+        self.engine.write(move |c| rotate_token(c, &id, &rotation)).await
+    }
+
+    async fn find_source_by_token(&self, token: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<Source>> {
+        let token = token.clone();
+        self.engine.read(move |c| find_by_token(c, &token, now)).await
+    }
+
+    async fn record_ingest_log(&self, entry: IngestLog) -> StoreResult<()> {
+        self.engine.write(move |c| insert_log(c, &entry)).await
+    }
+
+    async fn list_ingest_logs(&self, source: &SourceId, page: &PageQuery) -> StoreResult<Page<IngestLog>> {
+        let (source, page) = (source.clone(), page.clone());
+        self.engine.read(move |c| list_logs(c, &source, &page)).await
+    }
+
+    async fn trim_ingest_logs(&self, keep: usize, limit: usize) -> StoreResult<usize> {
+        self.engine.write(move |c| trim_logs(c, keep, limit)).await
+    }
 }

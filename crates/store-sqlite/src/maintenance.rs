@@ -2,13 +2,14 @@
 //! endpoint that has failed for too long), the retention sweep and the queue depth.
 //! The queue itself (claims, attempts) lives in `deliveries`.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{EndpointId, RetrySchedule};
-use herald_store::{AttemptResult, HealthChanges, QueueDepth, RetentionSwept, StoreError, StoreResult};
+use herald_store::{AttemptResult, HealthChanges, QueueDepth, RetentionSwept, StoreError, StoreResult, Upkeep};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::{
-    deliveries,
+    SqliteStore, deliveries,
     engine::internal,
     rows::{db_err, ms},
 };
@@ -107,4 +108,24 @@ pub fn queue_depth(conn: &Connection) -> StoreResult<QueueDepth> {
         s.query_row([], |r| Ok(QueueDepth { pending: r.get::<_, i64>(0)? as u64, sending: r.get::<_, i64>(1)? as u64 }))
     })
     .map_err(db_err("delivery"))
+}
+
+#[async_trait]
+impl Upkeep for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.engine.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(crate::engine::unavailable)).await
+    }
+
+    async fn sweep_retention(
+        &self,
+        now: DateTime<Utc>,
+        attempts_before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<RetentionSwept> {
+        self.engine.write(move |c| sweep(c, now, attempts_before, limit)).await
+    }
+
+    async fn queue_depth(&self) -> StoreResult<QueueDepth> {
+        self.engine.read(queue_depth).await
+    }
 }

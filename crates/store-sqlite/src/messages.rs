@@ -1,35 +1,32 @@
 //! Accepting messages (the hot path: one group-committed job per request), reading
 //! them back, and idempotency keys.
 
-use chrono::{DateTime, Duration, Utc};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, EndpointId, MessageId,
-    model::{Delivery, DeliveryStatus, Message, subscription_accepts},
+    model::{Delivery, Message},
 };
 use herald_store::{
-    IdempotencyClaim, MessageFilter, MessageOutcome, NewMessage, Page, PageQuery, StoreError, StoreResult,
+    IdempotencyClaim, MessageFilter, MessageOutcome, Messages, NewMessage, Page, PageQuery, StoreError, StoreResult,
     StoredResponse,
+    accept::{self, Subscriber},
+    found,
 };
 use rusqlite::{Connection, OptionalExtension, params, types::Value};
 
 use crate::{
+    SqliteStore,
+    engine::internal,
     resources::{self, find_application, insert_application},
     rows::{self, db_err, ms, to_json},
 };
 
-/// A claimed key whose request has shown no sign of life for this long is taken over.
-const CLAIM_TIMEOUT: Duration = Duration::seconds(60);
-
 pub fn create(conn: &Connection, new: NewMessage, now: DateTime<Utc>) -> StoreResult<MessageOutcome> {
-    if let Some(idem) = &new.idempotency {
-        match earlier_use(conn, &idem.key, now)? {
-            None => {}
-            Some(IdempotencyClaim::Completed(response)) => return Ok(MessageOutcome::Replayed(response)),
-            // Claimed by a generic-path request under the same key that is still running.
-            Some(_) => {
-                return Err(StoreError::Conflict("a request with this idempotency key is in progress".into()));
-            }
-        }
+    if let Some(idem) = &new.idempotency
+        && let Some(settled) = earlier_use(conn, &idem.key, now)?.and_then(accept::settled_by_key)
+    {
+        return Ok(settled);
     }
     let app = match find_application(conn, &new.app_key)? {
         Some(app) => app,
@@ -39,22 +36,21 @@ pub fn create(conn: &Connection, new: NewMessage, now: DateTime<Utc>) -> StoreRe
             app
         }
     };
-    if new.ingest_log.is_none() && crate::ingest::is_source_app(conn, &app.id)? {
-        return Err(StoreError::NotFound("application"));
-    }
-    let mut message = new.message;
-    message.app_id = app.id.clone();
+    let from_source = new.ingest_log.is_some();
+    let is_source_app = !from_source && crate::ingest::is_source_app(conn, &app.id)?;
+    let message = accept::admit(new.message, &app.id, is_source_app, from_source)?;
     if let Some(event_id) = &message.event_id {
         let taken = conn
             .prepare_cached("SELECT 1 FROM messages WHERE app_id = ?1 AND event_id = ?2 AND created_at >= ?3 LIMIT 1")
             .and_then(|mut s| s.exists(params![app.id.as_str(), event_id, ms(new.event_id_since)]))
             .map_err(db_err("message"))?;
         if taken {
-            return Err(StoreError::Conflict("a message with this eventId already exists".into()));
+            return Ok(MessageOutcome::DuplicateEventId);
         }
     }
     insert_message(conn, &message)?;
-    let deliveries = queue_deliveries(conn, &message)?;
+    let deliveries = accept::deliveries(&message, &subscribers(conn, &app.id)?);
+    insert_deliveries(conn, &deliveries)?;
     if let Some(idem) = new.idempotency {
         // The response is known before the commit, so the key is written completed.
         insert_key(conn, &idem.key, Some(&idem.response), now, idem.expires_at)?;
@@ -89,14 +85,14 @@ fn insert_message(conn: &Connection, m: &Message) -> StoreResult<()> {
     Ok(())
 }
 
-/// One pending delivery per endpoint whose filters accept the message. Only the filter
-/// columns are read: this runs for every accepted message.
-fn queue_deliveries(conn: &Connection, m: &Message) -> StoreResult<Vec<Delivery>> {
+/// The filter columns of `app`'s endpoints: only those are read, as this runs for
+/// every accepted message.
+fn subscribers(conn: &Connection, app: &AppId) -> StoreResult<Vec<Subscriber>> {
     let mut select = conn
         .prepare_cached("SELECT id, disabled, event_types, channels FROM endpoints WHERE app_id = ?1")
         .map_err(db_err("endpoint"))?;
-    let candidates = select
-        .query_map([m.app_id.as_str()], |r| {
+    let rows = select
+        .query_map([app.as_str()], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, bool>(1)?,
@@ -106,36 +102,35 @@ fn queue_deliveries(conn: &Connection, m: &Message) -> StoreResult<Vec<Delivery>
         })
         .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
         .map_err(db_err("endpoint"))?;
-    let due = m.deliver_at.unwrap_or(m.created_at);
+    let list = |json: Option<String>| json.map(|t| serde_json::from_str(&t)).transpose().map_err(internal);
+    rows.into_iter()
+        .map(|(id, disabled, types, channels)| {
+            let id = EndpointId::try_from(id).map_err(internal)?;
+            Ok(Subscriber { id, disabled, event_types: list(types)?, channels: list(channels)? })
+        })
+        .collect()
+}
+
+fn insert_deliveries(conn: &Connection, deliveries: &[Delivery]) -> StoreResult<()> {
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(db_err("delivery"))?;
-    let mut queued = Vec::new();
-    for (id, disabled, types, channels) in candidates {
-        let types: Option<Vec<String>> =
-            types.map(|t| serde_json::from_str(&t)).transpose().map_err(crate::engine::internal)?;
-        let wanted: Option<Vec<String>> =
-            channels.map(|c| serde_json::from_str(&c)).transpose().map_err(crate::engine::internal)?;
-        if !subscription_accepts(disabled, types.as_deref(), wanted.as_deref(), &m.event_type, m.channels.as_deref()) {
-            continue;
-        }
+    for d in deliveries {
         insert
-            .execute(params![m.id.as_str(), id, m.app_id.as_str(), DeliveryStatus::Pending.code(), ms(due)])
+            .execute(params![
+                d.msg_id.as_str(),
+                d.endpoint_id.as_str(),
+                d.app_id.as_str(),
+                d.status.code(),
+                d.attempts,
+                ms(d.next_attempt_at)
+            ])
             .map_err(db_err("delivery"))?;
-        queued.push(Delivery {
-            msg_id: m.id.clone(),
-            endpoint_id: EndpointId::try_from(id).map_err(crate::engine::internal)?,
-            app_id: m.app_id.clone(),
-            status: DeliveryStatus::Pending,
-            attempts: 0,
-            next_attempt_at: due,
-            trigger: herald_core::model::TriggerType::Scheduled,
-        });
     }
-    Ok(queued)
+    Ok(())
 }
 
 /// A message of `app` by id, or by `eventId` (the newest with it).
@@ -223,7 +218,9 @@ fn earlier_use(conn: &Connection, key: &str, now: DateTime<Utc>) -> StoreResult<
         (1, Some(status)) if live => {
             Ok(Some(IdempotencyClaim::Completed(StoredResponse { status, body: body.unwrap_or_default() })))
         }
-        (0, _) if live && created > ms(now - CLAIM_TIMEOUT) => Ok(Some(IdempotencyClaim::InProgress)),
+        (0, _) if live && created > ms(now - accept::IDEMPOTENCY_CLAIM_TIMEOUT) => {
+            Ok(Some(IdempotencyClaim::InProgress))
+        }
         _ => {
             conn.execute("DELETE FROM idempotency_keys WHERE key = ?1", [key]).map_err(db_err("idempotency key"))?;
             Ok(None)
@@ -286,4 +283,49 @@ pub fn release_key(conn: &Connection, key: &str) -> StoreResult<()> {
     conn.execute("DELETE FROM idempotency_keys WHERE key = ?1 AND state = 0", [key])
         .map_err(db_err("idempotency key"))?;
     Ok(())
+}
+
+#[async_trait]
+impl Messages for SqliteStore {
+    async fn create_message(&self, new: NewMessage) -> StoreResult<MessageOutcome> {
+        let now = self.now();
+        let outcome = self.engine.write(move |c| create(c, new, now)).await?;
+        if matches!(outcome, MessageOutcome::Created { .. }) {
+            self.commits.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        if accept::is_due_now(&outcome, now) {
+            self.waker.notify_one();
+        }
+        Ok(outcome)
+    }
+
+    async fn get_message(&self, app: &AppId, key: &str) -> StoreResult<Message> {
+        let (app, key) = (app.clone(), key.to_owned());
+        self.engine.read(move |c| find(c, &app, &key)).await.and_then(found("message"))
+    }
+
+    async fn list_messages(&self, app: &AppId, filter: &MessageFilter, page: &PageQuery) -> StoreResult<Page<Message>> {
+        let (app, filter, page) = (app.clone(), filter.clone(), page.clone());
+        self.engine.read(move |c| list(c, &app, &filter, &page)).await
+    }
+
+    async fn list_deliveries(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Vec<Delivery>> {
+        let (app, msg_id) = (app.clone(), msg_id.clone());
+        self.engine.read(move |c| deliveries(c, &app, &msg_id)).await
+    }
+
+    async fn claim_idempotency_key(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<IdempotencyClaim> {
+        let (key, now) = (key.to_owned(), self.now());
+        self.engine.write(move |c| claim_key(c, &key, expires_at, now)).await
+    }
+
+    async fn complete_idempotency_key(&self, key: &str, response: StoredResponse) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.engine.write(move |c| complete_key(c, &key, &response, None)).await
+    }
+
+    async fn release_idempotency_key(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.engine.write(move |c| release_key(c, &key)).await
+    }
 }

@@ -1,14 +1,19 @@
 //! Applications, event types, endpoints and tokens: plain rows, one statement or a few
 //! per call.
 
+use async_trait::async_trait;
 use herald_core::{
-    AppId, EndpointId,
+    AppId, EndpointId, RetrySchedule,
     model::{Application, Endpoint, EventType},
 };
-use herald_store::{Page, PageQuery, StoreError, StoreResult, TokenRecord};
+use herald_store::{AppFilter, Page, PageQuery, Resources, StoreError, StoreResult, TokenRecord, found};
 use rusqlite::{Connection, OptionalExtension, params, types::Value};
 
-use crate::rows::{self, PageSql, db_err, ms, to_json};
+use crate::{
+    SqliteStore,
+    engine::internal,
+    rows::{self, PageSql, db_err, ms, to_json},
+};
 
 /// Runs a list query: `base` selects with `WHERE …` and has `?1..` bound from `args`;
 /// the cursor condition, order and limit are appended.
@@ -232,4 +237,140 @@ pub fn delete_endpoint(conn: &Connection, app: &AppId, id: &EndpointId) -> Store
     }
     conn.execute("DELETE FROM deliveries WHERE endpoint_id = ?1", [id.as_str()]).map_err(db_err("endpoint"))?;
     Ok(())
+}
+
+#[async_trait]
+impl Resources for SqliteStore {
+    async fn create_token(&self, token: TokenRecord) -> StoreResult<()> {
+        self.engine.write(move |c| insert_token(c, &token)).await
+    }
+
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let hash = hash.to_owned();
+        self.engine.read(move |c| find_token(c, &hash)).await
+    }
+
+    async fn has_admin_token(&self) -> StoreResult<bool> {
+        self.engine
+            .read(|c| {
+                c.query_row("SELECT EXISTS (SELECT 1 FROM tokens WHERE app_id IS NULL)", [], |r| r.get(0))
+                    .map_err(internal)
+            })
+            .await
+    }
+
+    async fn create_application(&self, app: Application) -> StoreResult<Application> {
+        self.engine.write(move |c| insert_application(c, &app).map(|()| app)).await
+    }
+
+    async fn get_application(&self, key: &str) -> StoreResult<Application> {
+        let key = key.to_owned();
+        self.engine
+            .read(move |c| find_application(c, &key).and_then(|app| crate::ingest::unless_hidden(c, app)))
+            .await
+            .and_then(found("application"))
+    }
+
+    async fn list_applications(&self, filter: AppFilter, page: &PageQuery) -> StoreResult<Page<Application>> {
+        let page = page.clone();
+        let mut sql =
+            format!("SELECT {} FROM applications WHERE {}", crate::rows::APP_COLUMNS, crate::ingest::NOT_A_SOURCE_APP);
+        let endpoint = "SELECT 1 FROM endpoints e WHERE e.app_id = applications.id";
+        if filter.exclude_without_endpoints {
+            sql.push_str(&format!(" AND EXISTS ({endpoint})"));
+        }
+        if filter.exclude_only_disabled_endpoints {
+            sql.push_str(&format!(" AND (NOT EXISTS ({endpoint}) OR EXISTS ({endpoint} AND e.disabled = 0))"));
+        }
+        self.engine.read(move |c| self::page(c, &sql, vec![], "id", &page, crate::rows::application)).await
+    }
+
+    async fn update_application(&self, app: Application) -> StoreResult<Application> {
+        self.engine.write(move |c| update_application(c, &app).map(|()| app)).await
+    }
+
+    async fn delete_application(&self, id: &AppId) -> StoreResult<()> {
+        let id = id.clone();
+        self.engine.write(move |c| delete_application(c, &id)).await
+    }
+
+    async fn create_event_type(&self, event_type: EventType) -> StoreResult<EventType> {
+        self.engine.write(move |c| insert_event_type(c, &event_type).map(|()| event_type)).await
+    }
+
+    async fn get_event_type(&self, name: &str) -> StoreResult<EventType> {
+        let name = name.to_owned();
+        self.engine.read(move |c| find_event_type(c, &name)).await.and_then(found("event type"))
+    }
+
+    async fn list_event_types(&self, page: &PageQuery, include_archived: bool) -> StoreResult<Page<EventType>> {
+        let page = page.clone();
+        let filter = if include_archived { "1 = 1" } else { "archived = 0" };
+        let sql = format!("SELECT {} FROM event_types WHERE {filter}", crate::rows::EVENT_TYPE_COLUMNS);
+        self.engine.read(move |c| self::page(c, &sql, vec![], "name", &page, crate::rows::event_type)).await
+    }
+
+    async fn update_event_type(&self, event_type: EventType) -> StoreResult<EventType> {
+        self.engine.write(move |c| update_event_type(c, &event_type).map(|()| event_type)).await
+    }
+
+    async fn delete_event_type(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_owned();
+        self.engine
+            .write(move |c| {
+                let n = c.execute("DELETE FROM event_types WHERE name = ?1", [&name]).map_err(internal)?;
+                if n == 0 { Err(StoreError::NotFound("event type")) } else { Ok(()) }
+            })
+            .await
+    }
+
+    async fn get_event_type_retry_schedule(&self, name: &str) -> StoreResult<Option<RetrySchedule>> {
+        let name = name.to_owned();
+        self.engine.read(move |c| crate::maintenance::retry_schedule(c, &name)).await
+    }
+
+    async fn set_event_type_retry_schedule(&self, name: &str, schedule: Option<RetrySchedule>) -> StoreResult<()> {
+        let name = name.to_owned();
+        self.engine.write(move |c| crate::maintenance::set_retry_schedule(c, &name, schedule.as_ref())).await
+    }
+
+    async fn create_endpoint(&self, endpoint: Endpoint) -> StoreResult<Endpoint> {
+        self.engine
+            .write(move |c| {
+                // The application may have been deleted since the API looked it up.
+                let app_exists = c
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM applications WHERE id = ?1)",
+                        [endpoint.app_id.as_str()],
+                        |r| r.get::<_, bool>(0),
+                    )
+                    .map_err(internal)?;
+                if !app_exists {
+                    return Err(StoreError::NotFound("application"));
+                }
+                insert_endpoint(c, &endpoint).map(|()| endpoint)
+            })
+            .await
+    }
+
+    async fn get_endpoint(&self, app: &AppId, key: &str) -> StoreResult<Endpoint> {
+        let (app, key) = (app.clone(), key.to_owned());
+        self.engine.read(move |c| find_endpoint(c, &app, &key)).await.and_then(found("endpoint"))
+    }
+
+    async fn list_endpoints(&self, app: &AppId, page: &PageQuery) -> StoreResult<Page<Endpoint>> {
+        let page = page.clone();
+        let args = vec![Value::Text(app.as_str().to_owned())];
+        let sql = format!("SELECT {} FROM endpoints WHERE app_id = ?1", crate::rows::ENDPOINT_COLUMNS);
+        self.engine.read(move |c| self::page(c, &sql, args, "id", &page, crate::rows::endpoint)).await
+    }
+
+    async fn update_endpoint(&self, endpoint: Endpoint) -> StoreResult<Endpoint> {
+        self.engine.write(move |c| update_endpoint(c, &endpoint).map(|()| endpoint)).await
+    }
+
+    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> StoreResult<()> {
+        let (app, id) = (app.clone(), id.clone());
+        self.engine.write(move |c| delete_endpoint(c, &app, &id)).await
+    }
 }

@@ -6,8 +6,11 @@
 //! others that sort after it. Each backend hands out positions so that a reader that
 //! continues from the last position it saw sees every later message exactly once.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use herald_core::model::Message;
+use herald_core::{AppId, MessageId, model::Message};
+
+use crate::StoreResult;
 
 /// A message's place in its store's commit order. Positions compare as `(commit, seq)`.
 ///
@@ -70,4 +73,42 @@ pub struct EventPage {
 pub struct ConsumerKey {
     pub endpoint_id: herald_core::EndpointId,
     pub consumer_id: String,
+}
+
+/// The pull side: reading messages in commit order, and pollers' saved positions.
+#[async_trait]
+pub trait Events: Send + Sync + 'static {
+    /// Up to `limit` of `app`'s messages after `after` in commit order that match
+    /// `filter`, each with its position. A message is returned only once every message
+    /// that will ever sort before it is visible, so a reader that continues from the
+    /// last position it got never skips one that commits late.
+    async fn read_events(
+        &self,
+        app: &AppId,
+        filter: &EventFilter,
+        after: Position,
+        limit: usize,
+    ) -> StoreResult<EventPage>;
+    /// The position of one of `app`'s messages.
+    ///
+    /// # Errors
+    /// `NotFound` when `app` has no such message.
+    async fn message_position(&self, app: &AppId, msg_id: &MessageId) -> StoreResult<Position>;
+    /// A position from which a read returns `app`'s messages created after `at`: just
+    /// before the first readable one, or after the last readable message when none is.
+    async fn position_after(&self, app: &AppId, at: DateTime<Utc>) -> StoreResult<Position>;
+    /// The position a poller consumer saved, if it ever saved one.
+    async fn consumer_position(&self, app: &AppId, consumer: &ConsumerKey) -> StoreResult<Option<Position>>;
+    /// Saves where a poller consumer stands; it goes when its endpoint is deleted.
+    async fn save_consumer_position(
+        &self,
+        app: &AppId,
+        consumer: &ConsumerKey,
+        position: Position,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// A counter that moves whenever messages commit (in this process, and on stores
+    /// shared by several nodes also on the others), so live readers know to read again.
+    /// It is a hint: readers still read by position and never trust it for content.
+    fn message_commits(&self) -> tokio::sync::watch::Receiver<u64>;
 }

@@ -1,15 +1,17 @@
 //! Records for the store's upkeep use cases: what a retention sweep removed and how
 //! deep the delivery queue is, and the endpoint-health rule both backends apply when
-//! recording attempts. The methods themselves are on [`crate::Store`].
+//! recording attempts. The methods are on [`Upkeep`], and
+//! the health rule is applied by [`crate::AttemptLog::record_attempts_disabling`].
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::{EndpointId, MessageId};
 
-use crate::{AttemptResult, NextStep};
+use crate::{AttemptResult, NextStep, StoreResult};
 
-/// What one [`crate::Store::sweep_retention`] call removed.
+/// What one [`Upkeep::sweep_retention`] call removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetentionSwept {
     /// Messages whose payload was dropped because their retention ran out.
@@ -103,4 +105,23 @@ impl<'a> HealthChanges<'a> {
         }
         changes
     }
+}
+
+/// Health checks, retention and the queue's depth.
+#[async_trait]
+pub trait Upkeep: Send + Sync + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+    /// One bounded retention step: drops the payload of up to `limit` messages whose
+    /// `expires_at` is before `now`, and deletes up to `limit` attempts and up to
+    /// `limit` ingest log entries created before `attempts_before`. Callers repeat
+    /// while [`RetentionSwept::is_full`].
+    async fn sweep_retention(
+        &self,
+        now: DateTime<Utc>,
+        attempts_before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<RetentionSwept>;
+    /// How many deliveries are pending and sending, across all applications.
+    async fn queue_depth(&self) -> StoreResult<QueueDepth>;
 }

@@ -174,9 +174,8 @@ async fn accept(
             ctx.metrics.messages_accepted(1);
             Ok(StatusCode::NO_CONTENT)
         }
-        // Without an idempotency key or an inline application, the only conflict is
-        // the eventId: the provider retried an event already stored.
-        Err(StoreError::Conflict(_)) if event_id.is_some() => {
+        // The provider retried an event already stored.
+        Ok(MessageOutcome::DuplicateEventId) => {
             let key = event_id.unwrap_or_default();
             let earlier = ctx.store.get_message(&source.app_id, &key).await.ok().map(|m| m.id);
             let text =
@@ -184,7 +183,10 @@ async fn accept(
             record(ctx, source, now, StatusCode::NO_CONTENT, text, earlier).await;
             Ok(StatusCode::NO_CONTENT)
         }
-        Ok(MessageOutcome::Replayed(_)) => Err(ApiError::Internal("an ingest message was replayed".into())),
+        // Ingest requests carry no idempotency key.
+        Ok(MessageOutcome::Replayed(_) | MessageOutcome::KeyInProgress) => {
+            Err(ApiError::Internal("an ingest message met an idempotency key".into()))
+        }
         // The source was deleted (on another node) since it was cached.
         Err(StoreError::NotFound(_)) => Err(ApiError::NotFound("no ingest source has this URL".to_owned())),
         Err(err) => Err(err.into()),

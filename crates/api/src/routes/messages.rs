@@ -298,6 +298,12 @@ pub(crate) async fn create(
             Ok(response)
         }
         MessageOutcome::Replayed(stored) => Ok(idempotency::replay(stored)),
+        MessageOutcome::KeyInProgress => {
+            Err(ApiError::Conflict("a request with this idempotency key is in progress".into()))
+        }
+        MessageOutcome::DuplicateEventId => {
+            Err(ApiError::Conflict("a message with this eventId already exists".into()))
+        }
     }
 }
 

@@ -26,7 +26,7 @@ async fn a_rejected_create_frees_its_idempotency_key() {
         response: StoredResponse { status: 202, body: b"{}".to_vec() },
         expires_at: Utc::now() + Duration::hours(24),
     });
-    assert!(matches!(store.create_message(clash).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.create_message(clash).await, Ok(MessageOutcome::DuplicateEventId)));
     let expires = Utc::now() + Duration::hours(24);
     assert_eq!(store.claim_idempotency_key("k", expires).await.unwrap(), IdempotencyClaim::Claimed);
 }
@@ -53,7 +53,7 @@ async fn rejected_requests_do_not_fail_their_batch() {
     for task in tasks {
         match task.await.unwrap() {
             Ok(MessageOutcome::Created { .. }) => created += 1,
-            Err(StoreError::Conflict(_)) => conflicts += 1,
+            Ok(MessageOutcome::DuplicateEventId) => conflicts += 1,
             Err(StoreError::NotFound(_)) => missing += 1,
             other => panic!("unexpected outcome {other:?}"),
         }

@@ -4,8 +4,7 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use herald_store::{
-    DynStore, IdempotencyClaim, IdempotencyWrite, MessageFilter, MessageOutcome, Order, PageQuery, StoreError,
-    StoredResponse,
+    DynStore, IdempotencyClaim, IdempotencyWrite, MessageFilter, MessageOutcome, Order, PageQuery, StoredResponse,
     conformance::{app, endpoint, message},
 };
 use herald_store_postgres::testing::TestSchema;
@@ -48,7 +47,7 @@ async fn racing_event_ids_on_two_nodes_create_one_message_each() {
         })
         .await;
         let created = outcomes.iter().filter(|o| matches!(o, Ok(MessageOutcome::Created { .. }))).count();
-        let conflicts = outcomes.iter().filter(|o| matches!(o, Err(StoreError::Conflict(_)))).count();
+        let conflicts = outcomes.iter().filter(|o| matches!(o, Ok(MessageOutcome::DuplicateEventId))).count();
         assert_eq!((created, conflicts), (1, 5), "round {round}: {outcomes:?}");
     }
     let first_page = PageQuery::first(50, Order::Ascending);
@@ -93,6 +92,7 @@ async fn racing_creates_with_one_idempotency_key_write_one_message() {
         .filter_map(|o| match o {
             MessageOutcome::Created { message, .. } => Some(message.id.to_string()),
             MessageOutcome::Replayed(_) => None,
+            other => panic!("unexpected outcome {other:?}"),
         })
         .collect();
     assert_eq!(winners.len(), 1, "{outcomes:?}");

@@ -252,7 +252,7 @@ pub async fn concurrent_retries_of_one_event_store_it_once(store: DynStore) {
     for task in tasks {
         match task.await.unwrap() {
             Ok(MessageOutcome::Created { .. }) => stored += 1,
-            Err(StoreError::Conflict(_)) => {}
+            Ok(MessageOutcome::DuplicateEventId) => {}
             other => panic!("unexpected outcome {other:?}"),
         }
     }

@@ -55,7 +55,7 @@ pub async fn message_idempotency_replays_without_writing(store: DynStore) {
     second.idempotency = Some(write("second"));
     match store.create_message(second).await.unwrap() {
         MessageOutcome::Replayed(r) => assert_eq!(r.body, b"first"),
-        MessageOutcome::Created { .. } => panic!("a replayed key must not create a message"),
+        other => panic!("a replayed key must be replayed, got {other:?}"),
     }
     let listed =
         store.list_messages(&a.id, &MessageFilter::default(), &PageQuery::first(10, Order::Descending)).await.unwrap();
@@ -69,7 +69,7 @@ pub async fn event_id_conflicts_within_window(store: DynStore) {
     let (first, _) = created(store.create_message(m.clone()).await.unwrap());
     let mut again = message(a.id.as_str(), "t", None);
     again.message.event_id = Some("evt-1".into());
-    assert!(matches!(store.create_message(again.clone()).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.create_message(again.clone()).await, Ok(MessageOutcome::DuplicateEventId)));
     assert_eq!(store.get_message(&a.id, "evt-1").await.unwrap().id, first.id);
     // Outside the window the same eventId is accepted again.
     again.event_id_since = Utc::now() + Duration::seconds(1);
@@ -88,6 +88,14 @@ pub async fn idempotency_claims_are_exclusive(store: DynStore) {
     assert_eq!(store.claim_idempotency_key("other", expires).await.unwrap(), IdempotencyClaim::Claimed);
     store.release_idempotency_key("other").await.unwrap();
     assert_eq!(store.claim_idempotency_key("other", expires).await.unwrap(), IdempotencyClaim::Claimed);
+    // A message create under a key that a running request holds is refused, writing nothing.
+    let held = store.create_application(app("held", None)).await.unwrap();
+    let mut new = message(held.id.as_str(), "t", None);
+    let response = StoredResponse { status: 202, body: b"{}".to_vec() };
+    new.idempotency = Some(IdempotencyWrite { key: "other".into(), response, expires_at: expires });
+    assert!(matches!(store.create_message(new).await, Ok(MessageOutcome::KeyInProgress)));
+    let all = PageQuery::first(10, Order::Ascending);
+    assert!(store.list_messages(&held.id, &MessageFilter::default(), &all).await.unwrap().items.is_empty());
     let past: DateTime<Utc> = Utc::now() - Duration::seconds(1);
     assert_eq!(store.claim_idempotency_key("expired", past).await.unwrap(), IdempotencyClaim::Claimed);
     assert_eq!(store.claim_idempotency_key("expired", expires).await.unwrap(), IdempotencyClaim::Claimed);

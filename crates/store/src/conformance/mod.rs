@@ -128,10 +128,10 @@ pub fn message(app_key: &str, event_type: &str, channels: Option<&[&str]>) -> Ne
 /// The message and deliveries of a `Created` outcome.
 ///
 /// # Panics
-/// On a replay.
+/// On any other outcome.
 pub fn created(outcome: MessageOutcome) -> (Message, Vec<herald_core::model::Delivery>) {
     match outcome {
         MessageOutcome::Created { message, deliveries } => (message, deliveries),
-        MessageOutcome::Replayed(_) => panic!("expected a new message, got a replay"),
+        other => panic!("expected a new message, got {other:?}"),
     }
 }
