@@ -32,10 +32,12 @@ pub struct BodyBudget {
 }
 
 impl BodyBudget {
-    /// A budget of `budget_bytes` for bodies of at most `max_body_bytes` each.
+    /// A budget of `budget_bytes` (at least one body of the largest size) for bodies
+    /// of at most `max_body_bytes` each.
     pub fn new(budget_bytes: usize, max_body_bytes: usize) -> Self {
         // The configuration caps both at 1 GiB, far below the semaphore's maximum.
-        Self { bytes: Arc::new(Semaphore::new(budget_bytes.min(Semaphore::MAX_PERMITS))), max_body_bytes }
+        let budget = budget_bytes.max(max_body_bytes).min(Semaphore::MAX_PERMITS);
+        Self { bytes: Arc::new(Semaphore::new(budget)), max_body_bytes }
     }
 
     /// The bytes to reserve for `request`, or `None` when it buffers nothing: no body,
