@@ -60,7 +60,8 @@ pub fn health_only(store: DynStore) -> Router {
             Err(e) => {
                 tracing::warn!(error = %e, "health check: the store does not answer");
                 let body = serde_json::json!({"code": "store_unavailable", "detail": "The store does not answer."});
-                let retry_after = (header::RETRY_AFTER, HeaderValue::from(herald_api::error::UNAVAILABLE_RETRY_AFTER_SECS));
+                let retry_after =
+                    (header::RETRY_AFTER, HeaderValue::from(herald_api::error::UNAVAILABLE_RETRY_AFTER_SECS));
                 (StatusCode::SERVICE_UNAVAILABLE, [retry_after], Json(body)).into_response()
             }
         }

@@ -129,7 +129,8 @@ pub async fn run_with_store(
         http::health_only(store.clone())
     };
     let budget = body_budget::BodyBudget::new(config.api.body_budget_bytes, config.api.max_body_bytes);
-    let app = http::layers(app.merge(http::metrics(store.clone(), metrics.clone())), config.server.request_timeout, budget);
+    let app =
+        http::layers(app.merge(http::metrics(store.clone(), metrics.clone())), config.server.request_timeout, budget);
     let connections = connection_settings(&config);
 
     // The dispatcher stops claiming when `shutdown` fires and is awaited after the

@@ -41,6 +41,9 @@ fn health_answers_while_one_client_holds_more_idle_connections_than_the_fd_limit
 
     let status = get_status(server.addr, "/api/v1/health", None);
     assert!((200..300).contains(&status), "health answered {status}");
-    println!("hostile: {} connections held by one client against nofile={NOFILE}; health answered {status}", held.len());
+    println!(
+        "hostile: {} connections held by one client against nofile={NOFILE}; health answered {status}",
+        held.len()
+    );
     assert!(server.terminate(), "SIGTERM is a clean exit");
 }

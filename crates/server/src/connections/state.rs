@@ -165,7 +165,9 @@ impl Connection {
             Phase::Idle { since, first: true } | Phase::Head { since } => {
                 Some((after(since, limits.header_read_timeout), Ended::HeaderTimeout))
             }
-            Phase::Idle { since, first: false } => Some((after(since, limits.keep_alive_timeout), Ended::KeepAliveTimeout)),
+            Phase::Idle { since, first: false } => {
+                Some((after(since, limits.keep_alive_timeout), Ended::KeepAliveTimeout))
+            }
             Phase::Busy { body_wait: Some(since), .. } => Some((after(since, limits.body_timeout), Ended::BodyTimeout)),
             // A handler without body to wait for is bounded by the request timeout; a
             // live stream by its slow-reader timeout.

@@ -42,10 +42,8 @@ async fn read_response(stream: &mut TcpStream) -> (u16, String) {
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map_or(0, |v| v.trim().parse().expect("a length"));
+    let length: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().expect("a length"));
     while buf.len() < head_end + length {
         let n = timeout(DEADLINE, stream.read(&mut chunk)).await.expect("the body in time").unwrap();
         assert!(n > 0, "closed mid-body");

@@ -42,7 +42,8 @@ impl TestDatabase {
 #[tokio::test]
 async fn a_database_that_does_not_accept_connections_is_unavailable() {
     let mut db = TestDatabase::create().await;
-    let options = PostgresOptions { pool_size: 1, acquire_timeout: Duration::from_secs(2), ..PostgresOptions::default() };
+    let options =
+        PostgresOptions { pool_size: 1, acquire_timeout: Duration::from_secs(2), ..PostgresOptions::default() };
     let store = PostgresStore::connect(&db.url, options).await.unwrap();
     store.ping().await.unwrap();
 
