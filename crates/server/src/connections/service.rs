@@ -168,7 +168,10 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
         // still ends its phase when hyper drops the future.
         let done = RequestDone(self.conn.clone());
         let conn = self.conn.clone();
-        let drain = self.drain;
+        // A client that waits for `100 Continue` sends no body after an early answer
+        // (hyper sends none then), so there is nothing to drain: hyper closes instead.
+        let expects_continue = request.headers().get(http::header::EXPECT).is_some();
+        let drain = (!expects_continue).then_some(self.drain);
         let mut request = request.map(|body| Body::new(RequestBody { inner: Some(body), conn, drain }));
         // `ConnectInfo<SocketAddr>` works as with axum's own server.
         request.extensions_mut().insert(ConnectInfo(self.remote));
@@ -218,7 +221,8 @@ struct RequestBody {
     /// `None` once handed to the drain task.
     inner: Option<Incoming>,
     conn: Arc<Connection>,
-    drain: DrainLimits,
+    /// `None` when the body is not to be drained.
+    drain: Option<DrainLimits>,
 }
 
 impl http_body::Body for RequestBody {
@@ -251,14 +255,14 @@ impl http_body::Body for RequestBody {
 impl Drop for RequestBody {
     fn drop(&mut self) {
         self.conn.on_body_progress();
-        let Some(body) = self.inner.take() else { return };
+        let (Some(body), Some(limits)) = (self.inner.take(), self.drain) else { return };
         if http_body::Body::is_end_stream(&body) {
             return;
         }
         // Outside a runtime (never, under hyper) the body is simply dropped and hyper
         // closes the connection after the response.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(drain(body, self.drain));
+            runtime.spawn(drain(body, limits));
         }
     }
 }
