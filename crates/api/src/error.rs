@@ -16,6 +16,10 @@ use herald_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// `Retry-After` of a 503: a store outage (a restart, a full connection table) is
+/// usually over within seconds, and clients that wait this long do not pile on.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
 /// A boxed cause kept for logging.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -52,7 +56,7 @@ pub enum ApiError {
     /// 429 `rate_limited`, with `Retry-After` in whole seconds.
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
-    /// 503: the store cannot be reached.
+    /// 503: the store cannot be reached; `Retry-After` says when to try again.
     #[error("service unavailable")]
     Unavailable(#[source] BoxError),
     /// 500: a bug or corrupt data.
@@ -142,8 +146,14 @@ impl IntoResponse for ApiError {
         let mut response = (status, self.body()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Self::RateLimited { retry_after_secs } = self {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+        match self {
+            Self::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+            }
+            Self::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS));
+            }
+            _ => {}
         }
         response
     }
@@ -238,5 +248,12 @@ mod tests {
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "3");
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn unavailable_sets_retry_after() {
+        let response = ApiError::from(StoreError::Unavailable("too many clients".into())).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
     }
 }

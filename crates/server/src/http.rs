@@ -1,4 +1,5 @@
-//! The tower layers around the API router (request ids, tracing and a request timeout),
+//! The tower layers around the API router (request ids, tracing, a request timeout and
+//! the body memory budget),
 //! the listener of a worker-only node, and `GET /metrics`, which every role serves.
 
 use std::{sync::Arc, time::Duration};
@@ -19,10 +20,13 @@ use tower_http::{
     trace::TraceLayer,
 };
 
+use crate::body_budget::{self, BodyBudget};
+
 /// Wraps `router` in Herald's edge middleware, outermost first: a request id
 /// (`x-request-id`, kept when the client sent one, echoed in the response), a tracing
-/// span per request carrying that id, and a deadline answered with a Svix error body.
-pub fn layers(router: Router, request_timeout: Duration) -> Router {
+/// span per request carrying that id, a deadline answered with a Svix error body, and
+/// the shared budget of buffered body bytes (503 past it).
+pub fn layers(router: Router, request_timeout: Duration, budget: BodyBudget) -> Router {
     router.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
@@ -33,7 +37,8 @@ pub fn layers(router: Router, request_timeout: Duration) -> Router {
                 tracing::info_span!("request", method = %req.method(), path, request_id)
             }))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(middleware::from_fn_with_state(request_timeout, timeout)),
+            .layer(middleware::from_fn_with_state(request_timeout, timeout))
+            .layer(middleware::from_fn_with_state(budget, body_budget::reserve)),
     )
 }
 
@@ -55,7 +60,9 @@ pub fn health_only(store: DynStore) -> Router {
             Err(e) => {
                 tracing::warn!(error = %e, "health check: the store does not answer");
                 let body = serde_json::json!({"code": "store_unavailable", "detail": "The store does not answer."});
-                (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+                let retry_after =
+                    (header::RETRY_AFTER, HeaderValue::from(herald_api::error::UNAVAILABLE_RETRY_AFTER_SECS));
+                (StatusCode::SERVICE_UNAVAILABLE, [retry_after], Json(body)).into_response()
             }
         }
     }
@@ -123,7 +130,7 @@ mod tests {
         let router = Router::new()
             .route("/slow", get(std::future::pending::<&'static str>))
             .route("/fast", get(|| async { "ok" }));
-        layers(router, Duration::from_secs(30))
+        layers(router, Duration::from_secs(30), BodyBudget::new(1024, 1024))
     }
 
     #[test]

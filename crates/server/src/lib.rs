@@ -15,8 +15,10 @@ use herald_store::DynStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+mod body_budget;
 mod bootstrap;
 pub mod config;
+mod connections;
 mod http;
 pub mod telemetry;
 
@@ -126,7 +128,10 @@ pub async fn run_with_store(
     } else {
         http::health_only(store.clone())
     };
-    let app = http::layers(app.merge(http::metrics(store.clone(), metrics.clone())), config.server.request_timeout);
+    let budget = body_budget::BodyBudget::new(config.api.body_budget_bytes, config.api.max_body_bytes);
+    let app =
+        http::layers(app.merge(http::metrics(store.clone(), metrics.clone())), config.server.request_timeout, budget);
+    let connections = connection_settings(&config);
 
     // The dispatcher stops claiming when `shutdown` fires and is awaited after the
     // listener has drained, so attempts in flight are recorded before `run` returns.
@@ -147,18 +152,20 @@ pub async fn run_with_store(
         None
     };
 
-    tracing::info!(%addr, database = %config.store.database_url, ?role, "Herald started");
+    tracing::info!(
+        %addr,
+        database = %config.store.database_url,
+        ?role,
+        max_connections = connections.cap,
+        "Herald started"
+    );
     // `println!` (not a raw stdout handle) so test harnesses capture it.
     println!("Herald listening on http://{addr}");
 
-    // `into_make_service` hands each connection a clone of the router's `Arc`; serving the
-    // `Router` itself rebuilds its whole route table per connection (~43 KiB here), which
-    // is what idle connections, live streams above all, would then cost.
-    let serve =
-        axum::serve(listener, app.into_make_service()).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let serve = connections::serve(listener, app, connections, shutdown.clone());
     let grace = config.server.request_timeout + DRAIN_GRACE;
     tokio::select! {
-        result = serve.into_future() => result.context("serving HTTP")?,
+        () = serve => {}
         () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
             tracing::warn!("connections still open {grace:?} after shutdown began; stopping anyway");
         }
@@ -169,6 +176,35 @@ pub async fn run_with_store(
     }
     tracing::info!("Herald stopped");
     Ok(())
+}
+
+/// The inbound connection limits, with the cap derived from the file descriptor limit
+/// (raised to the hard limit first) unless configured.
+fn connection_settings(config: &Config) -> connections::Settings {
+    let nofile = connections::fd_limit::raise_nofile_limit();
+    // The database pool (SQLite's files are in the fixed reserve) and, on a worker,
+    // one socket per delivery in flight.
+    let pool = match config.store.database_url {
+        DatabaseUrl::Postgres(_) => u64::from(config.store.pool_size) + 1,
+        DatabaseUrl::Sqlite(_) => 0,
+    };
+    let deliveries = if config.server.role.is_worker() { config.worker.max_in_flight as u64 } else { 0 };
+    let derived = connections::fd_limit::derived_cap(nofile, pool + deliveries);
+    let cap = match config.server.connections.max_connections {
+        Some(configured) if configured > derived => {
+            tracing::warn!(
+                configured,
+                derived,
+                nofile,
+                "HERALD_MAX_CONNECTIONS is above what the file descriptor limit leaves free; the database \
+                 and deliveries may run out of descriptors under load"
+            );
+            configured
+        }
+        Some(configured) => configured,
+        None => derived,
+    };
+    connections::Settings { limits: config.server.connections, cap, drain_bytes: config.api.max_body_bytes }
 }
 
 /// The API of an `api` or `all` node: bootstraps the admin token (a generated one is

@@ -1,9 +1,10 @@
 //! How driver errors become [`StoreError`]s. The policy, in one place:
 //!
 //! - `Unavailable` (retrying may work): the connection could not be made or was lost,
-//!   the pool had no connection in time, the server is shutting down or out of
-//!   connections (`08…`, `53…`, `57P01`–`57P03`), a statement timed out (`57014`), or
-//!   the transaction lost a deadlock or serialization race (`40P01`, `40001`).
+//!   the pool had no connection in time, the server is starting up, shutting down, out
+//!   of connections or not accepting them (`08…`, `53…`, `57P01`–`57P03`, `55000`), a
+//!   statement timed out (`57014`), or the transaction lost a deadlock or
+//!   serialization race (`40P01`, `40001`).
 //! - `Conflict`: a unique constraint (`23505`); the constraint name says which rule.
 //! - `NotFound`: a foreign key (`23503`): the parent row was deleted meanwhile.
 //! - `Internal`: everything else, which is a bug or corrupt data.
@@ -58,7 +59,7 @@ fn classify(e: &sqlx::Error) -> Class {
             match &*code {
                 "23505" => Class::Conflict(unique_rule(db.constraint())),
                 "23503" => Class::NotFound(parent(db.constraint())),
-                "57P01" | "57P02" | "57P03" | "57014" | "40P01" | "40001" => Class::Unavailable,
+                "57P01" | "57P02" | "57P03" | "55000" | "57014" | "40P01" | "40001" => Class::Unavailable,
                 c if c.starts_with("08") || c.starts_with("53") => Class::Unavailable,
                 _ => Class::Internal,
             }

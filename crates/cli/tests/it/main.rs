@@ -2,6 +2,7 @@
 
 mod cluster;
 mod durability;
+mod hostile;
 mod load;
 mod outage;
 mod serve;

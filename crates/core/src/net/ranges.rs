@@ -48,6 +48,11 @@ pub enum AddressKind {
     Teredo,
     /// `100::/64`: discard-only.
     DiscardOnly,
+    /// The rest of `100::/8`: unassigned, reserved by IANA.
+    ReservedV6,
+    /// `::ffff:0:0:0/96`: SIIT (IPv4-translated), which reaches any IPv4 through a
+    /// stateless translator.
+    Siit,
     /// `fc00::/7`, including AWS IMDS `fd00:ec2::254`.
     UniqueLocal,
     /// `fec0::/10`: deprecated site-local.
@@ -75,6 +80,8 @@ impl AddressKind {
             Self::SixToFour => "6to4",
             Self::Teredo => "Teredo",
             Self::DiscardOnly => "discard-only",
+            Self::ReservedV6 => "reserved IPv6",
+            Self::Siit => "IPv4-translated (SIIT)",
             Self::UniqueLocal => "unique local",
             Self::SiteLocal => "site-local",
         }
@@ -125,9 +132,12 @@ pub const BLOCKED_RANGES: &[BlockedRange] = {
         row(Cidr::v6([0, 0, 0, 0, 0, 0, 0, 0], 128), K::Unspecified),
         row(Cidr::v6([0, 0, 0, 0, 0, 0, 0, 1], 128), K::Loopback),
         row(Cidr::v6([0, 0, 0, 0, 0, 0, 0, 0], 96), K::Ipv4Compatible),
+        row(Cidr::v6([0, 0, 0, 0, 0xffff, 0, 0, 0], 96), K::Siit),
         row(Cidr::v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96), K::Nat64),
         row(Cidr::v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), K::Nat64),
         row(Cidr::v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64), K::DiscardOnly),
+        // After the discard-only /64: the first matching row names the kind.
+        row(Cidr::v6([0x100, 0, 0, 0, 0, 0, 0, 0], 8), K::ReservedV6),
         row(Cidr::v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32), K::Teredo),
         row(Cidr::v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), K::Documentation),
         row(Cidr::v6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16), K::SixToFour),
@@ -156,7 +166,7 @@ pub const CLOUD_METADATA: &[IpAddr] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// The address is in a blocked range that the allow-list does not open.
-    #[error("{kind} address {ip} is not allowed")]
+    #[error("{kind} address {ip} is not allowed (HERALD_ALLOW_CIDRS can open {range})")]
     Blocked {
         /// The address as given (an IPv4-mapped address keeps its IPv6 form).
         ip: IpAddr,
@@ -275,7 +285,7 @@ fn embedded_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
     let low32 = Ipv4Addr::from_bits(bits as u32);
     let s = v6.segments();
     match s {
-        [0, 0, 0, 0, 0, 0, _, _] => Some(low32),
+        [0, 0, 0, 0, 0, 0, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] => Some(low32),
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] | [0x64, 0xff9b, 1, ..] => Some(low32),
         [0x2002, high, low, ..] => Some(Ipv4Addr::from_bits((u32::from(high) << 16) | u32::from(low))),
         // Teredo stores the client address inverted in the last 32 bits.

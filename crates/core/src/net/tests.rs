@@ -90,7 +90,14 @@ fn every_blocked_range_refuses_inside_and_passes_just_outside() {
         ("2001:db9::", None),
         ("2001::1", Some(K::Teredo)),
         ("100::1", Some(K::DiscardOnly)),
-        ("100:0:0:1::", None),
+        ("100:0:0:1::", Some(K::ReservedV6)),
+        ("1ff:ffff::1", Some(K::ReservedV6)),
+        ("200::1", None),
+        ("::ffff:0:7f00:1", Some(K::Siit)),
+        ("::ffff:0:808:808", Some(K::Siit)),
+        ("0:0:0:0:ffff:0:127.0.0.1", Some(K::Siit)),
+        ("::fffe:0:7f00:1", None),
+        ("::1:ffff:0:7f00:1", None),
         ("fc00::1", Some(K::UniqueLocal)),
         ("fdff:ffff::1", Some(K::UniqueLocal)),
         ("fbff:ffff::1", None),
@@ -111,9 +118,9 @@ fn every_blocked_range_refuses_inside_and_passes_just_outside() {
 fn refusals_read_on_their_own() {
     let none = AllowList::default();
     let message = check_ip(ip("127.0.0.1"), &none).unwrap_err().to_string();
-    assert_eq!(message, "loopback address 127.0.0.1 is not allowed");
+    assert_eq!(message, "loopback address 127.0.0.1 is not allowed (HERALD_ALLOW_CIDRS can open 127.0.0.0/8)");
     let message = check_ip(ip("::ffff:7f00:1"), &none).unwrap_err().to_string();
-    assert_eq!(message, "loopback address ::ffff:127.0.0.1 is not allowed");
+    assert_eq!(message, "loopback address ::ffff:127.0.0.1 is not allowed (HERALD_ALLOW_CIDRS can open 127.0.0.0/8)");
     let message = check_ip(ip("169.254.169.254"), &none).unwrap_err().to_string();
     assert_eq!(message, "cloud metadata address 169.254.169.254 is never allowed");
     let refusal = check_ip(ip("100.70.0.1"), &none).unwrap_err();
@@ -135,6 +142,7 @@ fn metadata_stays_blocked_in_every_form_and_under_any_allow_list() {
         "64:ff9b::a9fe:a9fe",
         "2002:a9fe:a9fe::",
         "::a9fe:a9fe",
+        "::ffff:0:a9fe:a9fe",
     ];
     for address in forms {
         let expected = Err(Refusal::CloudMetadata { ip: ip(address) });

@@ -38,6 +38,10 @@ struct RawServer {
     public_url: Option<String>,
     request_timeout: Option<String>,
     role: Option<String>,
+    header_read_timeout_ms: Option<Scalar>,
+    keep_alive_timeout_ms: Option<Scalar>,
+    body_timeout_ms: Option<Scalar>,
+    max_connections: Option<Scalar>,
 }
 
 #[derive(Deserialize, Default)]
@@ -64,6 +68,7 @@ struct RawApi {
     ingest_rate_limit: Option<String>,
     stream_heartbeat_ms: Option<Scalar>,
     stream_slow_reader_timeout_ms: Option<Scalar>,
+    body_budget_bytes: Option<Scalar>,
 }
 
 #[derive(Deserialize, Default)]
@@ -132,6 +137,10 @@ impl RawFile {
             ("server.public_url", self.server.public_url),
             ("server.request_timeout", self.server.request_timeout),
             ("server.role", self.server.role),
+            ("server.header_read_timeout_ms", self.server.header_read_timeout_ms.map(scalar)),
+            ("server.keep_alive_timeout_ms", self.server.keep_alive_timeout_ms.map(scalar)),
+            ("server.body_timeout_ms", self.server.body_timeout_ms.map(scalar)),
+            ("server.max_connections", self.server.max_connections.map(scalar)),
             ("store.database_url", self.store.database_url),
             ("store.pool_size", self.store.pool_size.map(scalar)),
             ("store.statement_timeout_ms", self.store.statement_timeout_ms.map(scalar)),
@@ -143,6 +152,7 @@ impl RawFile {
             ("api.ingest_rate_limit", self.api.ingest_rate_limit),
             ("api.stream_heartbeat_ms", self.api.stream_heartbeat_ms.map(scalar)),
             ("api.stream_slow_reader_timeout_ms", self.api.stream_slow_reader_timeout_ms.map(scalar)),
+            ("api.body_budget_bytes", self.api.body_budget_bytes.map(scalar)),
             ("net.allow_cidrs", self.net.allow_cidrs.map(list)),
             ("worker.retry_schedule", self.worker.retry_schedule),
             ("worker.lease_ms", self.worker.lease_ms.map(scalar)),

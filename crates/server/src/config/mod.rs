@@ -27,8 +27,8 @@ pub use self::{
     error::{ConfigError, Origin},
     settings::{Overrides, SETTINGS, Setting, long_env_name},
     typed::{
-        ApiSettings, AuthConfig, Config, LogConfig, LogFormat, NetConfig, RetentionConfig, Role, ServerConfig,
-        StoreConfig, WorkerConfig,
+        ApiSettings, AuthConfig, Config, ConnectionLimits, LogConfig, LogFormat, NetConfig, RetentionConfig, Role,
+        ServerConfig, StoreConfig, WorkerConfig,
     },
 };
 

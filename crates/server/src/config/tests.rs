@@ -44,6 +44,14 @@ fn defaults_match_the_documented_values() {
     assert_eq!(c.worker.retry_schedule, RetrySchedule::default());
     assert_eq!(c.log.format, LogFormat::Human);
     assert_eq!(c.server.request_timeout, Duration::from_secs(30));
+    let connections = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(10),
+        keep_alive_timeout: Duration::from_secs(60),
+        body_timeout: Duration::from_secs(10),
+        max_connections: None,
+    };
+    assert_eq!(c.server.connections, connections);
+    assert_eq!(c.api.body_budget_bytes, 64 * 1024 * 1024);
     // The worker's and the sweeper's own defaults, stated once more in the file.
     let worker = c.worker_config();
     assert_eq!(worker, herald_worker::WorkerConfig { allow_cidrs: worker.allow_cidrs.clone(), ..Default::default() });
@@ -73,6 +81,10 @@ fn every_setting_is_read_from_a_file() {
             public_url = "https://hooks.example.com/"
             request_timeout = "5s"
             role = "worker"
+            header_read_timeout_ms = 1500
+            keep_alive_timeout_ms = "2500"
+            body_timeout_ms = 3500
+            max_connections = 4000
             [store]
             database_url = "sqlite:///var/lib/herald/data.db"
             pool_size = 3
@@ -87,6 +99,7 @@ fn every_setting_is_read_from_a_file() {
             ingest_rate_limit = "5/s,burst=7"
             stream_heartbeat_ms = 500
             stream_slow_reader_timeout_ms = "700"
+            body_budget_bytes = "8MiB"
             [net]
             allow_cidrs = ["10.0.0.0/8", "::1"]
             [worker]
@@ -112,6 +125,14 @@ fn every_setting_is_read_from_a_file() {
     assert_eq!(c.server.public_url.as_deref(), Some("https://hooks.example.com"));
     assert_eq!(c.server.request_timeout, Duration::from_secs(5));
     assert_eq!(c.server.role, Role::Worker);
+    let connections = ConnectionLimits {
+        header_read_timeout: Duration::from_millis(1500),
+        keep_alive_timeout: Duration::from_millis(2500),
+        body_timeout: Duration::from_millis(3500),
+        max_connections: Some(4000),
+    };
+    assert_eq!(c.server.connections, connections);
+    assert_eq!(c.api.body_budget_bytes, 8 * 1024 * 1024);
     assert_eq!(c.store.database_url, DatabaseUrl::Sqlite("/var/lib/herald/data.db".into()));
     assert_eq!((c.store.pool_size, c.store.statement_timeout), (3, None));
     assert_eq!(c.store.acquire_timeout, Duration::from_millis(250));
@@ -139,7 +160,7 @@ fn every_setting_is_read_from_a_file() {
     assert_eq!(c.retention, retention);
     assert_eq!(c.log.format, LogFormat::Json);
     // Every setting in the table went through the file path.
-    assert_eq!(SETTINGS.len(), 29);
+    assert_eq!(SETTINGS.len(), 34);
 }
 
 #[test]
@@ -218,6 +239,12 @@ fn every_bad_value_names_its_setting() {
         ("HERALD_MAX_BODY_BYTES", "1GB"),
         ("HERALD_MAX_BODY_BYTES", "2GiB"),
         ("HERALD_MAX_BODY_BYTES", "-5"),
+        ("HERALD_BODY_BUDGET_BYTES", "512KiB"),
+        ("HERALD_BODY_BUDGET_BYTES", "lots"),
+        ("HERALD_MAX_CONNECTIONS", "-1"),
+        ("HERALD_SERVER__HEADER_READ_TIMEOUT_MS", "0"),
+        ("HERALD_SERVER__KEEP_ALIVE_TIMEOUT_MS", "soon"),
+        ("HERALD_SERVER__BODY_TIMEOUT_MS", "0"),
         ("HERALD_RATE_LIMIT", "fast"),
         ("HERALD_RATE_LIMIT", "0/s"),
         ("HERALD_RATE_LIMIT", "10/h"),

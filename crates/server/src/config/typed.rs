@@ -47,6 +47,25 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// What this node runs (`HERALD_ROLE`).
     pub role: Role,
+    /// Inbound connection limits (`server.*_timeout_ms`, `server.max_connections`).
+    pub connections: ConnectionLimits,
+}
+
+/// How long inbound connections may wait and how many may be open; see
+/// `config.default.toml` for what each bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From a connection's start, or the first byte of a later request, until its
+    /// request head is complete (`server.header_read_timeout_ms`).
+    pub header_read_timeout: Duration,
+    /// Between a response and the next request's first byte
+    /// (`server.keep_alive_timeout_ms`).
+    pub keep_alive_timeout: Duration,
+    /// While a handler waits for more of a request body (`server.body_timeout_ms`).
+    pub body_timeout: Duration,
+    /// Most open connections; `None` (written 0) derives it from the file descriptor
+    /// limit (`server.max_connections`).
+    pub max_connections: Option<usize>,
 }
 
 /// What a node runs. Any number of nodes of any role can share one PostgreSQL database.
@@ -125,6 +144,9 @@ pub struct ApiSettings {
     /// A live stream reader slower than this to take one event is disconnected
     /// (`api.stream_slow_reader_timeout_ms`).
     pub stream_slow_reader_timeout: Duration,
+    /// Most bytes of request bodies all requests together may hold buffered
+    /// (`api.body_budget_bytes`); past it a request is answered 503.
+    pub body_budget_bytes: usize,
 }
 
 /// `[net]`: the outbound SSRF guard.
@@ -181,6 +203,10 @@ impl Config {
 
     fn from_layers(l: &Layers) -> Result<Self, ConfigError> {
         let config = Self::parse_layers(l)?;
+        if config.api.body_budget_bytes < config.api.max_body_bytes {
+            let reason = "must be at least api.max_body_bytes, or no body of the largest size could be accepted";
+            return Err(l.invalid("api.body_budget_bytes", reason.to_owned()));
+        }
         // The worker's own rules tie keys together (e.g. the per-endpoint cap must leave
         // room for other endpoints); report them under the key they name.
         let section = |key: &str, prefix: &str| format!("{prefix}.{key}");
@@ -208,6 +234,14 @@ impl Config {
                     Err(e) => Err(e.to_string()),
                 })?,
                 role: l.require("server.role", str::parse)?,
+                connections: ConnectionLimits {
+                    header_read_timeout: l.require("server.header_read_timeout_ms", |v| parse_millis(v, 1))?,
+                    keep_alive_timeout: l.require("server.keep_alive_timeout_ms", |v| parse_millis(v, 1))?,
+                    body_timeout: l.require("server.body_timeout_ms", |v| parse_millis(v, 1))?,
+                    max_connections: l.require("server.max_connections", |v| {
+                        parse_count(v, 0, 10_000_000).map(|n| (n != 0).then_some(n as usize))
+                    })?,
+                },
             },
             store: StoreConfig {
                 database_url: l.require("store.database_url", str::parse)?,
@@ -225,6 +259,7 @@ impl Config {
                 ingest_rate_limit: l.require("api.ingest_rate_limit", parse_ingest_rate_limit)?,
                 stream_heartbeat: l.require("api.stream_heartbeat_ms", |v| parse_millis(v, 1))?,
                 stream_slow_reader_timeout: l.require("api.stream_slow_reader_timeout_ms", |v| parse_millis(v, 1))?,
+                body_budget_bytes: l.require("api.body_budget_bytes", parse_byte_size)?,
             },
             net: NetConfig {
                 allow_cidrs: l.require("net.allow_cidrs", |v| AllowList::parse(v).map_err(|e| e.to_string()))?,

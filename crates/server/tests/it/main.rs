@@ -2,6 +2,7 @@
 
 mod attempts;
 mod bootstrap;
+mod connections;
 mod delivery;
 mod ingest;
 mod lifecycle;

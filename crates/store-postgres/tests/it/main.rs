@@ -8,3 +8,4 @@ mod cluster;
 mod conformance;
 mod events;
 mod migrations;
+mod trouble;
