@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use herald_store::{Store, StoreError};
+use herald_store::{StoreError, Upkeep};
 use herald_store_postgres::{PostgresOptions, PostgresStore, testing::test_url};
 use rand::RngCore;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
