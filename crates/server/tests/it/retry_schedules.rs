@@ -5,11 +5,9 @@
 use std::time::Duration;
 
 use herald_core::{AppId, MessageId, model::DeliveryStatus};
-use herald_testkit::{Backend, Receiver, Reply, TestApp, backends, poll_until};
+use herald_testkit::{Backend, DEADLINE, Receiver, Reply, TestApp, backends, poll_until};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-const DEADLINE: Duration = Duration::from_secs(20);
 
 #[backends]
 async fn a_type_schedule_set_over_the_api_bounds_the_attempts(backend: Backend) {
