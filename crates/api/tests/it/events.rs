@@ -2,7 +2,7 @@
 //! continuing after the end, racing writers, sink filters, server-side consumers and
 //! seek, and bad input answered in the Svix error shapes.
 
-use std::{collections::HashSet, time::Duration};
+use std::collections::HashSet;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! take messages round-robin; one is SIGKILLed mid-run, and every message any node
 //! answered 202 still reaches the receiver once at least, leaving the queue drained.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use herald_core::{AppId, MessageId, model::DeliveryStatus};

@@ -2,8 +2,6 @@
 //! by message, endpoint stats, resend, recover and replay-missing, against a real
 //! receiver. Each manual send goes through Herald's queue; the test ends drained.
 
-use std::time::Duration;
-
 use herald_testkit::{DEADLINE, Receiver, Reply, TestApp, wait_until};
 use svix::{
     api::{EndpointGetStatsOptions, MessageAttemptListByEndpointOptions, Svix},

@@ -2,9 +2,7 @@
 //! a real receiver, verifies with the SDK's own `svix::webhooks::Webhook` and the key
 //! `get_secret` returns, and carries the payload the SDK user gave.
 
-use std::time::Duration;
-
-use herald_testkit::{Backend, DEADLINE, Receiver, TestApp, backends};
+use herald_testkit::{Backend, Receiver, TestApp, backends};
 use serde_json::json;
 use svix::{
     api::Svix,

@@ -3,8 +3,6 @@
 //! send goes through the queue, so each test waits for the receiver and ends with
 //! the queue drained.
 
-use std::time::Duration;
-
 use herald_testkit::{DEADLINE, Receiver, Reply, TestApp, wait_until};
 use serde_json::{Value, json};
 

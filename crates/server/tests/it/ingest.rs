@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::Utc;
 use herald_server::config::{Config, RateLimit};
 use herald_store::{Order, PageQuery};
 use herald_testkit::{Backend, DEADLINE, Receiver, TestApp, TestClock, backends, poll_until, wait_until};

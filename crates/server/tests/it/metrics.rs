@@ -2,8 +2,6 @@
 //! dispatcher `run` starts shows up in the one registry both share, and the output
 //! is the Prometheus text format.
 
-use std::time::Duration;
-
 use herald_testkit::{Backend, DEADLINE, Receiver, TestApp, backends, poll_until};
 use serde_json::{Value, json};
 

@@ -2,8 +2,6 @@
 //! with `0s,10ms` (two attempts in all) a delivery to an endpoint answering 500 fails
 //! after exactly two attempts, where the global schedule would keep retrying for hours.
 
-use std::time::Duration;
-
 use herald_core::{AppId, MessageId, model::DeliveryStatus};
 use herald_testkit::{Backend, DEADLINE, Receiver, Reply, TestApp, backends, poll_until};
 use reqwest::Method;

@@ -3,8 +3,7 @@
 
 use chrono::{Duration, Utc};
 use herald_store::{
-    DynStore, IdempotencyClaim, IdempotencyWrite, MessageFilter, MessageOutcome, Order, PageQuery, StoreError,
-    StoredResponse,
+    IdempotencyClaim, IdempotencyWrite, MessageFilter, MessageOutcome, Order, PageQuery, StoreError, StoredResponse,
     conformance::{app, endpoint, message},
 };
 use herald_testkit::Backend;

@@ -1,7 +1,7 @@
 //! Two store instances on one schema stand for two Herald nodes on one database: what
 //! must hold between them is held by PostgreSQL, also when they race.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{collections::HashSet, time::Duration};
 
 use herald_store::{
     DynStore, IdempotencyClaim, IdempotencyWrite, MessageFilter, MessageOutcome, Order, PageQuery, StoreError,

@@ -3,7 +3,7 @@
 //! skipped by a reader that already continued past the messages committed before it.
 
 use herald_store::{
-    DynStore, EventFilter, Position,
+    EventFilter, Position,
     conformance::{app, created, message},
 };
 use herald_testkit::{Backend, DEADLINE, poll_until, wait_until};

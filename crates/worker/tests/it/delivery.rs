@@ -149,7 +149,8 @@ async fn many_messages_are_all_delivered_once(backend: Backend) {
 
     let requests = receiver.wait_for(300).await;
     for path in ["/a", "/b"] {
-        let mut got: Vec<&str> = requests.iter().filter(|r| r.path == path).filter_map(|r| r.header("webhook-id")).collect();
+        let mut got: Vec<&str> =
+            requests.iter().filter(|r| r.path == path).filter_map(|r| r.header("webhook-id")).collect();
         got.sort_unstable();
         let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
         want.sort_unstable();

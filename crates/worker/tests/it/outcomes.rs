@@ -28,7 +28,10 @@ async fn failed_delivery_is_retried_with_backoff(backend: Backend) {
     assert_eq!(seen, [(DeliveryStatus::Fail, 500), (DeliveryStatus::Success, 200)]);
     let requests = receiver.requests();
     assert_eq!(requests.len(), 2);
-    assert!(requests.iter().all(|r| r.header("webhook-id") == Some(msg.id.as_str())), "the id is stable across attempts");
+    assert!(
+        requests.iter().all(|r| r.header("webhook-id") == Some(msg.id.as_str())),
+        "the id is stable across attempts"
+    );
     shutdown.cancel();
     handle.stopped().await.unwrap();
     h.assert_drained().await;
@@ -105,7 +108,7 @@ async fn retry_after_on_503_as_an_http_date_is_honoured(backend: Backend) {
     let receiver = Receiver::start().await;
     // HTTP dates have whole seconds.
     let at = chrono::DateTime::from_timestamp(h.clock.now().timestamp() + 600, 0).unwrap();
-    receiver.respond_in_order([Reply::retry_after(503, &at.format("%a, %d %b %Y %H:%M:%S GMT").to_string())]);
+    receiver.respond_in_order([Reply::retry_after(503, at.format("%a, %d %b %Y %H:%M:%S GMT"))]);
     let app = h.app().await;
     h.endpoint(&app, &receiver.url("/hook")).await;
     let msg = h.message(&app).await;
