@@ -194,12 +194,15 @@ async fn idle_streams_get_heartbeats(backend: Backend) {
 
 #[backends]
 async fn a_reader_that_stops_reading_is_disconnected_and_resumes_without_loss(backend: Backend) {
-    // One event bigger than every buffer between the server and this reader together
-    // (kernel socket buffers grow to tens of MiB, hyper's hold a few hundred KiB): the
-    // server can finish writing it, and only then asks for the next event, once the
-    // reader reads again. The slow-reader limit is measured on the API's clock, so the
-    // pause is the clock being moved past the limit, whatever the machine's speed.
-    const BIG: usize = 48 * 1024 * 1024;
+    // One event bigger than every buffer between the server and this reader together:
+    // the server's socket send buffer (4 MiB at most by default), the reader's receive
+    // buffer (which grows only as fast as the reader reads, and it reads a few chunks)
+    // and hyper's (a few hundred KiB). The server finishes writing it, and only then
+    // asks for the next event, once the reader reads again. The slow-reader limit is
+    // measured on the API's clock, so the pause is the clock moved past the limit,
+    // whatever the machine's speed. (Much bigger payloads outlast PostgreSQL's 5 s
+    // statement timeout on a loaded machine.)
+    const BIG: usize = 16 * 1024 * 1024;
     let limit = StreamConfig::default().slow_reader_timeout;
     let clock = TestClock::running();
     let config = ApiConfig { max_body_bytes: BIG + 1024 * 1024, ..ApiConfig::default() };
