@@ -28,7 +28,7 @@ async fn delivers_exact_bytes_with_verifiable_standard_webhooks_headers(backend:
     let requests = receiver.wait_for(1).await;
     let request = &requests[0];
     assert_eq!(request.body.as_ref(), payload.as_bytes());
-    assert_eq!(request.path, "/hook");
+    assert_eq!(request.path, "/hook?team=core", "the endpoint URL's query reaches the receiver");
     assert_eq!(request.header("content-type"), Some("application/json"));
     assert_eq!(request.header("user-agent"), Some(format!("Herald/{}", env!("CARGO_PKG_VERSION")).as_str()));
     assert_eq!(request.header("x-team"), Some("billing"));
