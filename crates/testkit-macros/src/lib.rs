@@ -13,8 +13,8 @@
 //! `Backend::Postgres`. Both always run: a PostgreSQL that does not answer fails the
 //! `postgres` half loudly, it is never skipped.
 //!
-//! The backend type defaults to `::herald_testkit::Backend`; a crate with its own
-//! harness names its enum instead: `#[backends(crate::harness::Backend)]`.
+//! `#[backends(multi_thread)]` runs both on a two-thread runtime (for cases that race
+//! tasks against each other), as the store conformance suite does.
 //! `#[should_panic]` and `#[ignore]` on the function are copied to both tests.
 //! No `syn`: the function is passed through untouched and only its name is read.
 
@@ -25,7 +25,11 @@ use proc_macro::{Delimiter, TokenStream, TokenTree};
 /// Runs an `async fn(backend)` as two tests, one per backend (see the crate docs).
 #[proc_macro_attribute]
 pub fn backends(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let backend = if attr.is_empty() { "::herald_testkit::Backend".to_owned() } else { attr.to_string() };
+    let runtime = match attr.to_string().as_str() {
+        "" => "::tokio::test",
+        "multi_thread" => "::tokio::test(flavor = \"multi_thread\", worker_threads = 2)",
+        _ => return compile_error("#[backends] takes nothing or `multi_thread`"),
+    };
     let tokens: Vec<TokenTree> = item.clone().into_iter().collect();
 
     let Some(name) = tokens.windows(2).find_map(|pair| match pair {
@@ -54,8 +58,8 @@ pub fn backends(attr: TokenStream, item: TokenStream) -> TokenStream {
 
     let tests = format!(
         "mod {name} {{
-            {copied} #[::tokio::test] async fn sqlite() {{ super::{name}({backend}::Sqlite).await }}
-            {copied} #[::tokio::test] async fn postgres() {{ super::{name}({backend}::Postgres).await }}
+            {copied} #[{runtime}] async fn sqlite() {{ super::{name}(::herald_testkit::Backend::Sqlite).await }}
+            {copied} #[{runtime}] async fn postgres() {{ super::{name}(::herald_testkit::Backend::Postgres).await }}
         }}"
     );
     let mut out = item;

@@ -4,6 +4,10 @@ use std::{future::Future, time::Duration};
 
 use tokio::time::Instant;
 
+/// How long tests wait for an asynchronous effect by default: long enough for anything
+/// on a loaded two-core machine, so it is only ever reached when the effect never comes.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
 const FIRST_PAUSE: Duration = Duration::from_millis(5);
 const MAX_PAUSE: Duration = Duration::from_millis(100);
 

@@ -20,10 +20,11 @@ use axum::{
         sse::{Event as SseEvent, KeepAlive, Sse},
     },
 };
-use herald_core::{AppId, MessageId};
+use chrono::{DateTime, Utc};
+use herald_core::{AppId, Clock, MessageId};
 use herald_store::{DynStore, Event, EventFilter, Position, StoreError};
 use serde::Deserialize;
-use tokio::{sync::watch, time::Instant};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 
@@ -107,6 +108,7 @@ pub(crate) async fn stream(
         pending: VecDeque::new(),
         shutdown: ctx.shutdown.clone(),
         slow_reader_timeout: ctx.config.stream.slow_reader_timeout,
+        clock: ctx.clock.clone(),
         sent_at: None,
     };
     let events = futures_util::stream::unfold(live, Live::next);
@@ -140,8 +142,11 @@ struct Live {
     pending: VecDeque<Event>,
     shutdown: CancellationToken,
     slow_reader_timeout: Duration,
+    /// The injected clock, like every other time the API reads, so tests can stand for
+    /// a reader pausing without waiting that long.
+    clock: Clock,
     /// When the last event was handed to the connection, until it asks for the next.
-    sent_at: Option<Instant>,
+    sent_at: Option<DateTime<Utc>>,
 }
 
 impl Live {
@@ -150,14 +155,14 @@ impl Live {
         // The connection asks for the next event only once it has written the last;
         // a long gap means the client is not reading.
         if let Some(sent) = self.sent_at.take()
-            && sent.elapsed() > self.slow_reader_timeout
+            && ((self.clock)() - sent).to_std().is_ok_and(|gap| gap > self.slow_reader_timeout)
         {
             tracing::info!(app.id = %self.app, "disconnecting a live stream reader that stopped reading");
             return None;
         }
         loop {
             if let Some(event) = self.pending.pop_front() {
-                self.sent_at = Some(Instant::now());
+                self.sent_at = Some((self.clock)());
                 return Some((Ok(sse_event(event)), self));
             }
             // Marked before reading, so a commit during the read wakes the wait below.

@@ -3,11 +3,11 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use herald_testkit_macros::backends;
+use herald_testkit::{Backend, backends};
 
-use crate::harness::{Backend, assert_error, assert_invalid, spawn};
+use crate::harness::{assert_error, assert_invalid, spawn};
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn application_lifecycle_by_id_and_uid(backend: Backend) {
     let app = spawn(backend).await;
     let (status, created) =
@@ -39,7 +39,7 @@ async fn application_lifecycle_by_id_and_uid(backend: Backend) {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn get_if_exists_returns_the_existing_app(backend: Backend) {
     let app = spawn(backend).await;
     let (status, first) = app.post("/api/v1/app?get_if_exists=true", json!({"name": "a", "uid": "same"})).await;
@@ -51,7 +51,7 @@ async fn get_if_exists_returns_the_existing_app(backend: Backend) {
     assert_error(status, &body, StatusCode::CONFLICT, "conflict");
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn upsert_creates_with_the_path_uid_then_updates(backend: Backend) {
     let app = spawn(backend).await;
     let (status, created) = app.put("/api/v1/app/my-uid", json!({"name": "one"})).await;
@@ -66,7 +66,7 @@ async fn upsert_creates_with_the_path_uid_then_updates(backend: Backend) {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn bad_application_input_is_422_and_changes_nothing(backend: Backend) {
     let app = spawn(backend).await;
     let (status, body) = app.post("/api/v1/app", json!({"name": "x", "uid": "has space"})).await;
@@ -81,7 +81,7 @@ async fn bad_application_input_is_422_and_changes_nothing(backend: Backend) {
     assert_eq!(list["data"], json!([]));
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn tokens_are_checked_and_scoped(backend: Backend) {
     let app = spawn(backend).await;
     let mine = app.app(Some("mine")).await;
@@ -111,7 +111,7 @@ async fn tokens_are_checked_and_scoped(backend: Backend) {
     }
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn a_thousand_apps_page_by_seven_both_ways(backend: Backend) {
     let app = spawn(backend).await;
     let mut ids = Vec::new();

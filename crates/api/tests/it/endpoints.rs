@@ -3,9 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use herald_testkit_macros::backends;
+use herald_testkit::{Backend, backends};
 
-use crate::harness::{Backend, TestApp, assert_error, assert_invalid, spawn, spawn_guarded};
+use crate::harness::{TestApp, assert_error, assert_invalid, spawn, spawn_guarded};
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
@@ -14,7 +14,7 @@ async fn event_type(app: &TestApp, name: &str) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn endpoint_lifecycle_with_aliases_and_uid(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(Some("acme")).await;
@@ -63,7 +63,7 @@ async fn endpoint_lifecycle_with_aliases_and_uid(backend: Backend) {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn invalid_endpoints_are_refused(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(None).await;
@@ -86,7 +86,7 @@ async fn invalid_endpoints_are_refused(backend: Backend) {
     assert_eq!(list["data"], json!([]));
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn given_secret_is_used_and_rotation_keeps_the_old_one(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(None).await;
@@ -123,7 +123,7 @@ async fn given_secret_is_used_and_rotation_keeps_the_old_one(backend: Backend) {
     assert_invalid(status, &body, &["body", "gracePeriodSeconds"]);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn headers_put_get_and_patch(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(None).await;
@@ -156,7 +156,7 @@ async fn headers_put_get_and_patch(backend: Backend) {
     }
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn endpoints_page_by_seven(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(None).await;
@@ -179,7 +179,7 @@ async fn endpoints_page_by_seven(backend: Backend) {
     assert_eq!(backwards, ids);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn guarded_api_refuses_blocked_literals_unless_allowed(backend: Backend) {
     let app = spawn_guarded(backend, "127.0.0.1/32").await;
     let app_id = app.app(None).await;

@@ -6,11 +6,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use herald_testkit_macros::backends;
+use herald_testkit::{Backend, backends};
 
-use crate::harness::{Backend, assert_error, assert_invalid, spawn, spawn_with};
+use crate::harness::{assert_error, assert_invalid, spawn, spawn_with};
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn oversized_bodies_get_413_before_and_while_reading(backend: Backend) {
     let app = spawn_with(backend, ApiConfig { max_body_bytes: 1024, ..ApiConfig::default() }).await;
     let big = json!({"name": "x".repeat(2000)});
@@ -35,7 +35,7 @@ async fn oversized_bodies_get_413_before_and_while_reading(backend: Backend) {
     assert_eq!(list["data"], json!([]));
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn content_type_and_json_errors_have_the_contract_shape(backend: Backend) {
     let app = spawn(backend).await;
     let (status, body) = app.send(app.request(Method::POST, "/api/v1/app").body(r#"{"name":"x"}"#)).await;
@@ -58,7 +58,7 @@ async fn content_type_and_json_errors_have_the_contract_shape(backend: Backend) 
     assert_invalid(status, &body, &["body"]);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn unknown_routes_and_methods_answer_json(backend: Backend) {
     let app = spawn(backend).await;
     let (status, body) = app.get("/api/v1/nothing-here").await;
@@ -67,7 +67,7 @@ async fn unknown_routes_and_methods_answer_json(backend: Backend) {
     assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn rate_limit_answers_429_with_retry_after(backend: Backend) {
     let app = spawn_with(
         backend,
@@ -89,7 +89,7 @@ async fn rate_limit_answers_429_with_retry_after(backend: Backend) {
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn openapi_document_is_served_without_a_token(backend: Backend) {
     let app = spawn(backend).await;
     let response = app.client.get(format!("{}/api/v1/openapi.json", app.base)).send().await.unwrap();

@@ -3,11 +3,11 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use herald_testkit_macros::backends;
+use herald_testkit::{Backend, backends};
 
-use crate::harness::{Backend, assert_error, assert_invalid, spawn};
+use crate::harness::{assert_error, assert_invalid, spawn};
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn event_type_lifecycle(backend: Backend) {
     let app = spawn(backend).await;
     let schemas = json!({"1": {"type": "object"}});
@@ -49,7 +49,7 @@ async fn event_type_lifecycle(backend: Backend) {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn upsert_creates_then_updates(backend: Backend) {
     let app = spawn(backend).await;
     let (status, body) = app.put("/api/v1/event-type/a.b", json!({"description": "one"})).await;
@@ -59,7 +59,7 @@ async fn upsert_creates_then_updates(backend: Backend) {
     assert_eq!(body["description"], "two");
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn bad_event_types_are_422(backend: Backend) {
     let app = spawn(backend).await;
     let (status, body) = app.post("/api/v1/event-type", json!({"name": "bad name", "description": "d"})).await;
@@ -70,7 +70,7 @@ async fn bad_event_types_are_422(backend: Backend) {
     assert_invalid(status, &body, &["query", "include_archived"]);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn event_types_page_by_name(backend: Backend) {
     let app = spawn(backend).await;
     let mut names: Vec<String> = app

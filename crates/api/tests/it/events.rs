@@ -2,14 +2,14 @@
 //! continuing after the end, racing writers, sink filters, server-side consumers and
 //! seek, and bad input answered in the Svix error shapes.
 
-use std::{collections::HashSet, time::Duration};
+use std::collections::HashSet;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use herald_testkit_macros::backends;
+use herald_testkit::{Backend, DEADLINE, backends, poll_until};
 
-use crate::harness::{Backend, TestApp, assert_error, assert_invalid, spawn};
+use crate::harness::{TestApp, assert_error, assert_invalid, spawn};
 
 async fn send(app: &TestApp, app_id: &str, event_type: &str, channels: Option<&[&str]>) -> String {
     let mut body = json!({"eventType": event_type, "payload": {"n": event_type}});
@@ -42,7 +42,7 @@ async fn read_to_end(app: &TestApp, path: &str, mut iterator: Option<String>, li
     }
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn events_page_in_commit_order_and_continue_after_the_end(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(Some("reader")).await;
@@ -80,7 +80,7 @@ async fn events_page_in_commit_order_and_continue_after_the_end(backend: Backend
     assert_eq!(first["channels"], json!(["eu"]));
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn a_reader_racing_concurrent_writers_sees_every_message_once(backend: Backend) {
     const WRITERS: usize = 6;
     const EACH: usize = 20;
@@ -120,7 +120,7 @@ async fn a_reader_racing_concurrent_writers_sees_every_message_once(backend: Bac
     assert_eq!(unique, written);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn pollers_apply_the_sink_filters_and_consumers_progress_independently(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(Some("polled")).await;
@@ -169,17 +169,10 @@ async fn pollers_apply_the_sink_filters_and_consumers_progress_independently(bac
     // transaction of another client may still be open); an empty read moves nothing.
     let next = |name: &'static str| {
         let consumer = &consumer;
-        async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-            loop {
-                let ids = consumer(name, 10).await;
-                if !ids.is_empty() {
-                    return ids;
-                }
-                assert!(tokio::time::Instant::now() < deadline, "consumer {name} read nothing new");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+        poll_until(DEADLINE, move || async move {
+            let ids = consumer(name, 10).await;
+            (!ids.is_empty()).then_some(ids)
+        })
     };
     let m6 = send(&app, &app_id, "b.two", Some(&["eu"])).await;
     assert_eq!(next("one").await, [m6.as_str()]);
@@ -200,7 +193,7 @@ async fn pollers_apply_the_sink_filters_and_consumers_progress_independently(bac
     assert_eq!(ids(&body), [m1.clone(), m4.clone(), m5.clone(), m6.clone(), m7.clone()]);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn bad_pull_requests_get_svix_errors_and_change_nothing(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(Some("strict")).await;

@@ -1,30 +1,16 @@
-//! A running API over a fresh store (an SQLite file or a PostgreSQL schema), with an
-//! admin token and request helpers.
+//! A running API over a fresh store from the test harness (an SQLite file or a
+//! PostgreSQL schema), with an admin token and request helpers.
 
 use std::sync::Arc;
 
 use chrono::Utc;
 use herald_api::{ApiConfig, AppState, auth::mint_token, router, router_with_ssrf_guard};
-use herald_core::{AppId, net::AllowList};
+use herald_core::{AppId, Clock, net::AllowList};
 use herald_store::DynStore;
-use herald_store_postgres::testing::TestSchema;
-use herald_store_sqlite::SqliteStore;
+use herald_testkit::{Backend, TestStore};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-
-/// The store a test runs on; `#[backends(crate::harness::Backend)]` runs a test on each.
-#[derive(Debug, Clone, Copy)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Keeps the test's database alive until the test ends.
-enum Storage {
-    Sqlite(#[expect(dead_code, reason = "held for its Drop")] tempfile::TempDir),
-    Postgres(#[expect(dead_code, reason = "held for its Drop")] TestSchema),
-}
 
 #[derive(Clone)]
 pub struct TestApp {
@@ -34,7 +20,7 @@ pub struct TestApp {
     pub store: DynStore,
     /// Cancelling it ends the server's live streams, as a shutdown does.
     pub shutdown: CancellationToken,
-    _storage: Arc<Storage>,
+    _database: Arc<TestStore>,
 }
 
 pub async fn spawn(backend: Backend) -> TestApp {
@@ -42,35 +28,27 @@ pub async fn spawn(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_with(backend: Backend, config: ApiConfig) -> TestApp {
-    spawn_full(backend, config, None).await
+    spawn_full(backend, config, None, Arc::new(Utc::now)).await
+}
+
+/// An API reading `clock` instead of the system time.
+pub async fn spawn_with_clock(backend: Backend, config: ApiConfig, clock: Clock) -> TestApp {
+    spawn_full(backend, config, None, clock).await
 }
 
 /// An API that refuses endpoint URLs naming blocked addresses unless `allow` opens them.
 pub async fn spawn_guarded(backend: Backend, allow: &str) -> TestApp {
-    spawn_full(backend, ApiConfig::default(), Some(allow.parse().expect("allow-list"))).await
+    spawn_full(backend, ApiConfig::default(), Some(allow.parse().expect("allow-list")), Arc::new(Utc::now)).await
 }
 
-async fn open(backend: Backend) -> (DynStore, Storage) {
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let store = SqliteStore::open(&dir.path().join("herald.db")).expect("open store");
-            (Arc::new(store), Storage::Sqlite(dir))
-        }
-        Backend::Postgres => {
-            let schema = TestSchema::create().await;
-            (Arc::new(schema.store().await), Storage::Postgres(schema))
-        }
-    }
-}
-
-async fn spawn_full(backend: Backend, config: ApiConfig, guard: Option<AllowList>) -> TestApp {
-    let (store, storage) = open(backend).await;
+async fn spawn_full(backend: Backend, config: ApiConfig, guard: Option<AllowList>, clock: Clock) -> TestApp {
+    let database = backend.open().await;
+    let store = database.store.clone();
     let (token, record) = mint_token(None, Utc::now(), &mut rand::rng());
     store.create_token(record).await.expect("store token");
     let shutdown = CancellationToken::new();
-    let state = AppState::new(store.clone(), config, Arc::new(Utc::now), herald_metrics::Metrics::new())
-        .with_shutdown(shutdown.clone());
+    let state =
+        AppState::new(store.clone(), config, clock, herald_metrics::Metrics::new()).with_shutdown(shutdown.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let router = match guard {
@@ -84,7 +62,7 @@ async fn spawn_full(backend: Backend, config: ApiConfig, guard: Option<AllowList
         token,
         store,
         shutdown,
-        _storage: Arc::new(storage),
+        _database: Arc::new(database),
     }
 }
 

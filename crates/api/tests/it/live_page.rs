@@ -15,11 +15,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 
-use herald_testkit_macros::backends;
+use herald_testkit::{Backend, DEADLINE, backends, poll_until};
 
-use crate::harness::{Backend, spawn};
-
-const DEADLINE: Duration = Duration::from_secs(60);
+use crate::harness::spawn;
 
 /// A headless Chromium in a fresh profile, killed when dropped.
 struct Browser {
@@ -66,18 +64,13 @@ impl Drop for Browser {
 
 /// The DevTools port and browser path Chromium writes once it listens.
 async fn wait_for_port(file: &Path) -> (u16, String) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(file)
-            && let Some((port, path)) = text.split_once('\n')
-            && let Ok(port) = port.trim().parse()
-            && path.trim().starts_with("/devtools/browser/")
-        {
-            return (port, path.trim().to_owned());
-        }
-        assert!(tokio::time::Instant::now() < deadline, "Chromium did not open its DevTools port");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(DEADLINE, || async {
+        let text = std::fs::read_to_string(file).ok()?;
+        let (port, path) = text.split_once('\n')?;
+        let port = port.trim().parse().ok()?;
+        path.trim().starts_with("/devtools/browser/").then(|| (port, path.trim().to_owned()))
+    })
+    .await
 }
 
 /// A DevTools connection with one page attached (flattened session).
@@ -139,7 +132,7 @@ impl DevTools {
     }
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn the_live_page_shows_history_then_new_messages_as_text(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(Some("watched")).await;

@@ -5,9 +5,9 @@ use herald_core::{AppId, MessageId};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use herald_testkit_macros::backends;
+use herald_testkit::{Backend, backends};
 
-use crate::harness::{Backend, TestApp, assert_error, assert_invalid, spawn};
+use crate::harness::{TestApp, assert_error, assert_invalid, spawn};
 
 async fn endpoint(app: &TestApp, app_id: &str, body: serde_json::Value) -> String {
     let (status, ep) = app.post(&format!("/api/v1/app/{app_id}/endpoint"), body).await;
@@ -15,7 +15,7 @@ async fn endpoint(app: &TestApp, app_id: &str, body: serde_json::Value) -> Strin
     ep["id"].as_str().unwrap().to_owned()
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn message_is_stored_byte_for_byte_with_one_delivery_per_matching_endpoint(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(Some("shop")).await;
@@ -65,7 +65,7 @@ async fn message_is_stored_byte_for_byte_with_one_delivery_per_matching_endpoint
     assert_eq!(fetched["payload"], json!({}));
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn event_id_is_unique_and_addressable(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(None).await;
@@ -80,7 +80,7 @@ async fn event_id_is_unique_and_addressable(backend: Backend) {
     assert_eq!(by_event_id["id"], first["id"]);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn inline_application_is_created_with_the_path_uid(backend: Backend) {
     let app = spawn(backend).await;
     let (status, body) = app.post("/api/v1/app/new-app/msg", json!({"eventType": "a", "payload": {}})).await;
@@ -100,7 +100,7 @@ async fn inline_application_is_created_with_the_path_uid(backend: Backend) {
     assert_eq!(list["data"][0]["payload"], json!({"x": 1}));
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn raw_payload_replaces_the_payload_byte_for_byte(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(None).await;
@@ -116,7 +116,7 @@ async fn raw_payload_replaces_the_payload_byte_for_byte(backend: Backend) {
     }
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn bad_messages_are_422(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(None).await;
@@ -143,7 +143,7 @@ async fn bad_messages_are_422(backend: Backend) {
     assert_eq!(list["data"], json!([]));
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn idempotency_key_replays_and_races_create_one_message(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(None).await;
@@ -178,7 +178,7 @@ async fn idempotency_key_replays_and_races_create_one_message(backend: Backend) 
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn generic_idempotency_covers_other_posts_and_races(backend: Backend) {
     let app = spawn(backend).await;
     let send = |app: TestApp, _| async move {
@@ -210,7 +210,7 @@ async fn generic_idempotency_covers_other_posts_and_races(backend: Backend) {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn thousand_messages_page_by_seven_newest_first_with_filters(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(None).await;

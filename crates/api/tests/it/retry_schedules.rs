@@ -4,9 +4,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use herald_testkit_macros::backends;
+use herald_testkit::{Backend, backends};
 
-use crate::harness::{Backend, TestApp, assert_error, assert_invalid, spawn};
+use crate::harness::{TestApp, assert_error, assert_invalid, spawn};
 
 const PATH: &str = "/api/v1/event-type/order.paid/retry-schedule";
 
@@ -21,7 +21,7 @@ fn secs(list: &[u64]) -> Value {
     json!({"retrySchedule": list.iter().map(|s| json!({"secs": s, "nanos": 0})).collect::<Vec<_>>()})
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn a_schedule_is_set_read_back_and_cleared(backend: Backend) {
     let app = with_event_type(backend).await;
     assert_eq!(app.get(PATH).await, (StatusCode::OK, json!({"retrySchedule": null})));
@@ -35,7 +35,7 @@ async fn a_schedule_is_set_read_back_and_cleared(backend: Backend) {
     assert_eq!(app.put(PATH, json!({})).await.0, StatusCode::OK);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn an_unknown_event_type_is_404(backend: Backend) {
     let app = spawn(backend).await;
     let missing = "/api/v1/event-type/nope/retry-schedule";
@@ -45,7 +45,7 @@ async fn an_unknown_event_type_is_404(backend: Backend) {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn bad_schedules_are_422_naming_the_field(backend: Backend) {
     let app = with_event_type(backend).await;
     let week = 7 * 24 * 3600;
@@ -70,7 +70,7 @@ async fn bad_schedules_are_422_naming_the_field(backend: Backend) {
     assert_invalid(status, &body, &["path", "event_type_name"]);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn scoped_tokens_are_refused(backend: Backend) {
     let app = with_event_type(backend).await;
     let app_id = app.app(None).await;

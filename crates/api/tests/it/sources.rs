@@ -5,9 +5,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use herald_testkit_macros::backends;
+use herald_testkit::{Backend, backends};
 
-use crate::harness::{Backend, TestApp, assert_error, assert_invalid, spawn};
+use crate::harness::{TestApp, assert_error, assert_invalid, spawn};
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
@@ -17,7 +17,7 @@ async fn source(app: &TestApp, body: Value) -> Value {
     created
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn source_lifecycle_by_id_and_uid(backend: Backend) {
     let app = spawn(backend).await;
     let created = source(
@@ -77,7 +77,7 @@ async fn source_lifecycle_by_id_and_uid(backend: Backend) {
     assert_error(status, &body, StatusCode::CONFLICT, "conflict");
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn unknown_types_and_missing_secrets_are_refused(backend: Backend) {
     let app = spawn(backend).await;
     let cases = [
@@ -98,7 +98,7 @@ async fn unknown_types_and_missing_secrets_are_refused(backend: Backend) {
     assert_eq!(list["data"], json!([]), "nothing refused was created");
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn ingest_endpoints_live_under_their_source(backend: Backend) {
     let app = spawn(backend).await;
     let created =
@@ -162,7 +162,7 @@ async fn ingest_endpoints_live_under_their_source(backend: Backend) {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn only_server_wide_tokens_manage_sources(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(None).await;

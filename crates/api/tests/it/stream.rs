@@ -3,18 +3,15 @@
 //! `Last-Event-ID` loses and repeats nothing, idle streams get heartbeats, filters and
 //! auth apply, a reader that stops reading is cut off, and shutdown ends streams.
 
-use std::{collections::HashSet, time::Duration};
+use std::time::Duration;
 
 use herald_api::{ApiConfig, StreamConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use herald_testkit_macros::backends;
+use herald_testkit::{Backend, DEADLINE, TestClock, backends};
 
-use crate::harness::{Backend, TestApp, assert_error, assert_invalid, spawn, spawn_with};
-
-/// Long enough for anything on a loaded two-core machine; only reached on a failure.
-const DEADLINE: Duration = Duration::from_secs(60);
+use crate::harness::{TestApp, assert_error, assert_invalid, spawn, spawn_with, spawn_with_clock};
 
 /// One SSE frame: an event, or a comment line (heartbeats).
 #[derive(Debug)]
@@ -27,6 +24,8 @@ enum Frame {
 struct Stream {
     response: reqwest::Response,
     buffer: String,
+    /// How far `buffer` is known to hold no frame end, so a big event is scanned once.
+    scanned: usize,
 }
 
 impl Stream {
@@ -38,13 +37,29 @@ impl Stream {
         let response = request.send().await.expect("stream request");
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
-        Self { response, buffer: String::new() }
+        Self { response, buffer: String::new(), scanned: 0 }
+    }
+
+    /// Reads until the first bytes of an event have arrived (heartbeats may come first).
+    async fn event_started(&mut self) {
+        while !self.buffer.contains("data:") {
+            self.read().await.expect("the stream ended before an event");
+        }
+    }
+
+    /// Appends the next chunk of the body; `None` once the server ended the stream.
+    async fn read(&mut self) -> Option<()> {
+        let chunk = tokio::time::timeout(DEADLINE, self.response.chunk()).await.expect("the stream stalled");
+        let bytes = chunk.expect("stream body")?;
+        self.buffer.push_str(std::str::from_utf8(&bytes).expect("UTF-8"));
+        Some(())
     }
 
     /// The next frame, or `None` once the server ended the stream.
     async fn frame(&mut self) -> Option<Frame> {
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
+            if let Some(end) = self.buffer[self.scanned..].find("\n\n").map(|at| at + self.scanned) {
+                self.scanned = 0;
                 let block: String = self.buffer.drain(..end + 2).collect();
                 let (mut id, mut data, mut comment) = (None, Vec::new(), false);
                 for line in block.lines().filter(|l| !l.is_empty()) {
@@ -61,11 +76,12 @@ impl Stream {
                     Frame::Event { id, data: data.join("\n") }
                 });
             }
-            let chunk = tokio::time::timeout(DEADLINE, self.response.chunk()).await.expect("the stream stalled");
-            match chunk.expect("stream body") {
-                Some(bytes) => self.buffer.push_str(std::str::from_utf8(&bytes).expect("UTF-8")),
-                None => return None,
+            // A frame end may straddle two chunks: rescan the last byte.
+            self.scanned = self.buffer.len().saturating_sub(1);
+            while !self.buffer.is_char_boundary(self.scanned) {
+                self.scanned -= 1;
             }
+            self.read().await?;
         }
     }
 
@@ -92,7 +108,7 @@ async fn send(app: &TestApp, app_id: &str, event_type: &str, payload: Value) -> 
     out["id"].as_str().unwrap().to_owned()
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn events_arrive_live_and_a_reconnect_resumes_after_the_last_event_id(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(Some("live")).await;
@@ -119,7 +135,7 @@ async fn events_arrive_live_and_a_reconnect_resumes_after_the_last_event_id(back
     assert_eq!(resumed.event().await.0, marker);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn a_stream_started_from_an_events_iterator_misses_nothing(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(None).await;
@@ -132,7 +148,7 @@ async fn a_stream_started_from_an_events_iterator_misses_nothing(backend: Backen
     assert_eq!(stream.event().await.0, after_page);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn streams_apply_filters_and_auth(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(Some("guarded")).await;
@@ -165,7 +181,7 @@ async fn streams_apply_filters_and_auth(backend: Backend) {
     assert_invalid(status, &body, &["query", "event_types"]);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn idle_streams_get_heartbeats(backend: Backend) {
     let stream_config = StreamConfig { heartbeat: Duration::from_millis(50), ..StreamConfig::default() };
     let app = spawn_with(backend, ApiConfig { stream: stream_config, ..ApiConfig::default() }).await;
@@ -176,43 +192,45 @@ async fn idle_streams_get_heartbeats(backend: Backend) {
     assert_eq!(stream.event().await.0, id, "and still streams events");
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn a_reader_that_stops_reading_is_disconnected_and_resumes_without_loss(backend: Backend) {
-    // Payloads big enough that the messages cannot all sit in socket buffers, so the
-    // server has to wait for the reader.
-    const MESSAGES: usize = 40;
-    let stream_config = StreamConfig { slow_reader_timeout: Duration::from_millis(200), ..StreamConfig::default() };
-    let app = spawn_with(backend, ApiConfig { stream: stream_config, ..ApiConfig::default() }).await;
+    // One event bigger than every buffer between the server and this reader together:
+    // the server's socket send buffer (4 MiB at most by default), the reader's receive
+    // buffer (which grows only as fast as the reader reads, and it reads a few chunks)
+    // and hyper's (a few hundred KiB). The server finishes writing it, and only then
+    // asks for the next event, once the reader reads again. The slow-reader limit is
+    // measured on the API's clock, so the pause is the clock moved past the limit,
+    // whatever the machine's speed. (Much bigger payloads outlast PostgreSQL's 5 s
+    // statement timeout on a loaded machine.)
+    const BIG: usize = 16 * 1024 * 1024;
+    let limit = StreamConfig::default().slow_reader_timeout;
+    let clock = TestClock::running();
+    let config = ApiConfig { max_body_bytes: BIG + 1024 * 1024, ..ApiConfig::default() };
+    let app = spawn_with_clock(backend, config, clock.clock()).await;
     let app_id = app.app(None).await;
     let mut stream = Stream::open(&app, &format!("{app_id}/events/stream"), None).await;
-    let padding = "x".repeat(900 * 1024);
-    let mut sent = Vec::new();
-    for i in 0..MESSAGES {
-        sent.push(send(&app, &app_id, "big", json!({"i": i, "padding": padding})).await);
-    }
-    // The behaviour under test: a client that does not read for a while.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let big = send(&app, &app_id, "big", json!({"padding": "x".repeat(BIG)})).await;
+    let after = send(&app, &app_id, "small", json!({})).await;
+
+    // The server has handed the big event over; the reader pauses past the limit.
+    stream.event_started().await;
+    clock.advance(limit * 2);
     let mut received = Vec::new();
     while let Some(frame) = stream.frame().await {
         if let Frame::Event { id, .. } = frame {
-            received.push(id.unwrap());
+            received.push(id.expect("every event has an id"));
         }
     }
-    assert!(!received.is_empty(), "what fit in the buffers arrived");
-    assert!(received.len() < MESSAGES, "the stream ended before the reader had everything");
-    assert_eq!(received, sent[..received.len()], "what arrived came in order");
+    assert_eq!(received, std::slice::from_ref(&big), "the stream ends after the event the reader paused on");
 
-    let mut resumed = Stream::open(&app, &format!("{app_id}/events/stream"), received.last().map(String::as_str)).await;
-    let mut all: HashSet<String> = received.iter().cloned().collect();
-    for id in &sent[received.len()..] {
-        let got = resumed.event().await.0;
-        assert_eq!(&got, id);
-        assert!(all.insert(got), "nothing is repeated");
-    }
-    assert_eq!(all.len(), MESSAGES);
+    let mut resumed = Stream::open(&app, &format!("{app_id}/events/stream"), Some(&big)).await;
+    assert_eq!(resumed.event().await.0, after, "the resumed stream starts right after the last event read");
+    // Nothing else is pending: the next event is one created after this point.
+    let marker = send(&app, &app_id, "marker", json!({})).await;
+    assert_eq!(resumed.event().await.0, marker);
 }
 
-#[backends(crate::harness::Backend)]
+#[backends]
 async fn shutting_down_ends_live_streams(backend: Backend) {
     let app = spawn(backend).await;
     let app_id = app.app(None).await;

@@ -2,13 +2,11 @@
 //! take messages round-robin; one is SIGKILLed mid-run, and every message any node
 //! answered 202 still reaches the receiver once at least, leaving the queue drained.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use herald_core::{AppId, MessageId, model::DeliveryStatus};
-use herald_store::Store;
-use herald_store_postgres::testing::TestSchema;
-use herald_testkit::{Receiver, Reply, poll_until, wait_until};
+use herald_testkit::{Backend, DEADLINE, Receiver, Reply, poll_until, wait_until};
 
 use crate::{
     load::{ADMIN_TOKEN, Producers, app_with_endpoint, tally},
@@ -20,13 +18,6 @@ const MESSAGES: usize = 2_000;
 /// Accepted before one node is killed.
 const KILL_AT: usize = 700;
 const CLIENTS: usize = 6;
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// `url` selecting `schema` through the connection's `search_path`.
-fn url_with_schema(url: &str, schema: &str) -> String {
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}options=-csearch_path%3D{schema}")
-}
 
 fn start(dir: &std::path::Path, database_url: &str) -> Server {
     Server::spawn(
@@ -43,8 +34,8 @@ fn start(dir: &std::path::Path, database_url: &str) -> Server {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_on_one_database_lose_nothing_when_one_is_killed() {
-    let schema = TestSchema::create().await;
-    let database_url = url_with_schema(schema.url(), schema.name());
+    let database = Backend::Postgres.open().await;
+    let database_url = database.database_url();
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start().await;
     receiver.respond_with(Reply::ok().after(Duration::from_millis(20)));
@@ -71,7 +62,7 @@ async fn three_nodes_on_one_database_lose_nothing_when_one_is_killed() {
     .await;
     // The receiver may hold a message only from the killed node, whose claim stays
     // leased until it expires: wait until a live node has recorded every delivery.
-    let store: Arc<dyn Store> = Arc::new(schema.store().await);
+    let store = database.store.clone();
     let app = AppId::parse(&app_id).unwrap();
     let ids: Vec<MessageId> = accepted.values().map(|id| MessageId::parse(id).unwrap()).collect();
     wait_until(DEADLINE, || {

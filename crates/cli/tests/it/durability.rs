@@ -5,15 +5,12 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
     time::Duration,
 };
 
 use chrono::{TimeDelta, Utc};
 use herald_core::{AppId, MessageId, model::DeliveryStatus};
-use herald_store::Store;
-use herald_store_sqlite::SqliteStore;
-use herald_testkit::{Receiver, Reply, poll_until, wait_until};
+use herald_testkit::{DEADLINE, Receiver, Reply, open_sqlite, poll_until, wait_until};
 
 use crate::{
     load::{ADMIN_TOKEN, Producers, app_with_endpoint, delivered_count, tally},
@@ -30,7 +27,6 @@ const DELIVERED_BEFORE_SECOND_KILL: usize = 100;
 const CLIENTS: usize = 8;
 /// A short lease, so deliveries claimed by a killed process come back quickly.
 const LEASE_MS: &str = "6000";
-const DEADLINE: Duration = Duration::from_secs(60);
 
 /// `herald serve` on `db` with a short lease, delivering to loopback.
 fn start(dir: &Path, db: &Path) -> Server {
@@ -112,7 +108,7 @@ async fn sigkill_while_accepting_and_while_delivering_loses_no_accepted_message(
 /// Polls the live server's database until every delivery of every accepted message
 /// is recorded as a success.
 async fn wait_until_all_delivered<'a>(db: &Path, app_id: &str, messages: impl Iterator<Item = &'a String>) {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db).expect("open the database"));
+    let store = open_sqlite(db);
     let app = AppId::parse(app_id).expect("an application id");
     let ids: Vec<MessageId> = messages.map(|id| MessageId::parse(id).expect("a message id")).collect();
     wait_until(DEADLINE, || {
@@ -133,7 +129,7 @@ async fn wait_until_all_delivered<'a>(db: &Path, app_id: &str, messages: impl It
 /// Opens the file the server used and checks that every delivery of every accepted
 /// message succeeded and that nothing is left to claim, even a day from now.
 async fn assert_queue_drained<'a>(db: &Path, app_id: &str, messages: impl Iterator<Item = &'a String>) {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db).expect("reopen the database"));
+    let store = open_sqlite(db);
     let app = AppId::parse(app_id).expect("an application id");
     for id in messages {
         let msg = MessageId::parse(id).expect("a message id");

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use herald_testkit::{Receiver, Reply, poll_until};
+use herald_testkit::{DEADLINE, Receiver, Reply, poll_until};
 use serde_json::json;
 
 use crate::{
@@ -27,7 +27,6 @@ const BEFORE: u64 = 100;
 const AFTER: u64 = 100;
 /// Requests sent while PostgreSQL is down.
 const DURING: u64 = 5;
-const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A PostgreSQL instance in a temp dir, on a port of its own; stopped on drop, also
 /// when the test fails.

@@ -2,15 +2,11 @@
 //! by message, endpoint stats, resend, recover and replay-missing, against a real
 //! receiver. Each manual send goes through Herald's queue; the test ends drained.
 
-use std::time::Duration;
-
-use herald_testkit::{Receiver, Reply, TestApp, wait_until};
+use herald_testkit::{DEADLINE, Receiver, Reply, TestApp, wait_until};
 use svix::{
     api::{EndpointGetStatsOptions, MessageAttemptListByEndpointOptions, Svix},
     models::{ApplicationIn, EndpointIn, MessageAttemptTriggerType, MessageIn, MessageStatus, RecoverIn, ReplayIn},
 };
-
-const DEADLINE: Duration = Duration::from_secs(20);
 
 fn endpoint_in(url: String) -> EndpointIn {
     EndpointIn {
@@ -69,7 +65,7 @@ async fn attempts_resend_recover_and_replay_through_the_sdk() {
 
     receiver.respond_with(Reply::ok());
     svix.message_attempt().resend(app_id.clone(), first.clone(), ep.clone(), None).await.unwrap();
-    assert_eq!(receiver.wait_for(3, DEADLINE).await[2].header("webhook-id"), Some(first.as_str()));
+    assert_eq!(receiver.wait_for(3).await[2].header("webhook-id"), Some(first.as_str()));
     settled(&svix, &app_id, &ep, 1, 1).await;
     let by_msg = svix.message_attempt().list_by_msg(app_id.clone(), first.clone(), None).await.unwrap();
     assert_eq!(by_msg.data.len(), 2);
@@ -79,7 +75,7 @@ async fn attempts_resend_recover_and_replay_through_the_sdk() {
     let recover_in = RecoverIn::new(app_out.created_at);
     let recovered = svix.endpoint().recover(app_id.clone(), ep.clone(), recover_in, None).await.unwrap();
     assert!(recovered.id.starts_with("qtask_"));
-    assert_eq!(receiver.wait_for(4, DEADLINE).await[3].header("webhook-id"), Some(second.as_str()));
+    assert_eq!(receiver.wait_for(4).await[3].header("webhook-id"), Some(second.as_str()));
     settled(&svix, &app_id, &ep, 2, 0).await;
 
     let late_receiver = Receiver::start().await;

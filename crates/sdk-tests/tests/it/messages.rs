@@ -4,13 +4,10 @@
 //!
 //! The applications here have no endpoints, so nothing is delivered.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicI64, Ordering},
-};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use herald_testkit::{Backend, TestApp, backends};
+use herald_testkit::{Backend, TestApp, TestClock, backends};
 use serde_json::json;
 use svix::{
     api::{MessageCreateOptions, MessageGetOptions, MessageListOptions, Svix},
@@ -18,30 +15,6 @@ use svix::{
 };
 
 use crate::{http_error, strings};
-
-/// A clock the test moves by hand, so messages get known, distinct timestamps.
-#[derive(Clone)]
-struct ManualClock(Arc<AtomicI64>);
-
-impl ManualClock {
-    /// Starts at the current whole second (stores keep milliseconds, ids seconds).
-    fn starting_now() -> Self {
-        Self(Arc::new(AtomicI64::new(Utc::now().timestamp() * 1000)))
-    }
-
-    fn now(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_millis(self.0.load(Ordering::SeqCst)).expect("the clock stays in range")
-    }
-
-    fn advance(&self, by: TimeDelta) {
-        self.0.fetch_add(by.num_milliseconds(), Ordering::SeqCst);
-    }
-
-    fn clock(&self) -> herald_core::Clock {
-        let this = self.clone();
-        Arc::new(move || this.now())
-    }
-}
 
 fn message_in(event_type: &str, event_id: Option<&str>) -> MessageIn {
     MessageIn { event_id: event_id.map(str::to_owned), ..MessageIn::new(event_type.to_owned(), json!({"n": 1})) }
@@ -154,7 +127,7 @@ async fn repeated_event_id_is_a_conflict(backend: Backend) {
 }
 
 /// Three messages an hour apart on one application; returns the first one's time.
-async fn three_messages(svix: &Svix, app_id: &str, clock: &ManualClock) -> DateTime<Utc> {
+async fn three_messages(svix: &Svix, app_id: &str, clock: &TestClock) -> DateTime<Utc> {
     let t0 = clock.now();
     let sent = [
         ("m0", "user.created", "eu", "blue"),
@@ -163,7 +136,7 @@ async fn three_messages(svix: &Svix, app_id: &str, clock: &ManualClock) -> DateT
     ];
     for (i, (event_id, event_type, channel, tag)) in sent.into_iter().enumerate() {
         if i > 0 {
-            clock.advance(TimeDelta::hours(1));
+            clock.advance(Duration::from_secs(3600));
         }
         let input = MessageIn {
             channels: Some(strings(&[channel])),
@@ -178,7 +151,8 @@ async fn three_messages(svix: &Svix, app_id: &str, clock: &ManualClock) -> DateT
 
 #[backends]
 async fn list_applies_each_filter_the_sdk_sends(backend: Backend) {
-    let clock = ManualClock::starting_now();
+    // A whole second: stores keep milliseconds, ids seconds.
+    let clock = TestClock::frozen_at(DateTime::from_timestamp(Utc::now().timestamp(), 0).expect("now is in range"));
     let app = TestApp::builder().backend(backend).clock(clock.clock()).spawn().await;
     let svix = app.svix_client();
     let app_id = svix.application().create(ApplicationIn::new("filters".to_owned()), None).await.unwrap().id;

@@ -3,12 +3,8 @@
 //! send goes through the queue, so each test waits for the receiver and ends with
 //! the queue drained.
 
-use std::time::Duration;
-
-use herald_testkit::{Receiver, Reply, TestApp, wait_until};
+use herald_testkit::{DEADLINE, Receiver, Reply, TestApp, wait_until};
 use serde_json::{Value, json};
-
-const DEADLINE: Duration = Duration::from_secs(20);
 
 /// A server whose deliveries get one attempt each (no retries), so a 500 fails the
 /// delivery at once, with event types `a.one` and `a.two`.
@@ -200,7 +196,7 @@ async fn resend_recover_and_replay_go_through_the_queue() {
     // Resend: the receiver (healthy now) gets the same webhook-id again.
     receiver.respond_with(Reply::ok());
     s.call("POST", &s.at(&format!("/msg/{one}/endpoint/{ep}/resend")), Some(json!({})), 202).await;
-    let got = receiver.wait_for(4, DEADLINE).await;
+    let got = receiver.wait_for(4).await;
     assert_eq!(got[3].header("webhook-id"), Some(one.as_str()));
     s.settled(&ep, 1, 2).await;
     let attempts = s.attempts_of(&one).await;
@@ -213,7 +209,7 @@ async fn resend_recover_and_replay_go_through_the_queue() {
     assert!(task["id"].as_str().unwrap().starts_with("qtask_"));
     s.settled(&ep, 3, 0).await;
     let recovered: Vec<_> =
-        receiver.wait_for(6, DEADLINE).await[4..].iter().map(|r| r.header("webhook-id").unwrap().to_owned()).collect();
+        receiver.wait_for(6).await[4..].iter().map(|r| r.header("webhook-id").unwrap().to_owned()).collect();
     assert!(recovered.contains(&two) && recovered.contains(&three), "{recovered:?}");
     s.call("POST", &s.at(&format!("/endpoint/{ep}/recover")), Some(json!({"since": since, "until": since})), 422).await;
 
@@ -239,7 +235,7 @@ async fn resend_recover_and_replay_go_through_the_queue() {
     let body = json!({"since": since, "eventTypes": ["a.two"]});
     let task = s.call("POST", &s.at(&format!("/endpoint/{ep}/bulk-replay")), Some(body), 202).await;
     assert_eq!(task["task"], "endpoint.bulk-replay");
-    let last = receiver.wait_for(7, DEADLINE).await;
+    let last = receiver.wait_for(7).await;
     assert_eq!(last[6].header("webhook-id"), Some(two.as_str()));
     s.settled(&ep, 3, 0).await;
     s.settled(&late, 2, 0).await;

@@ -1,26 +1,21 @@
-//! First-start auth bootstrap against a real SQLite store.
+//! First-start auth bootstrap against a real SQLite store from the test harness.
 
 use std::sync::Arc;
 
 use herald_api::auth::hash_token;
 use herald_core::Clock;
 use herald_server::{Bootstrap, bootstrap_admin_token, minted_token_notice};
-use herald_store::DynStore;
-use herald_store_sqlite::SqliteStore;
+use herald_testkit::Backend;
 use secrecy::{ExposeSecret, SecretString};
 
 fn clock() -> Clock {
     Arc::new(chrono::Utc::now)
 }
 
-fn open(dir: &tempfile::TempDir) -> DynStore {
-    Arc::new(SqliteStore::open(&dir.path().join("herald.db")).unwrap())
-}
-
 #[tokio::test]
 async fn a_fresh_store_gets_one_minted_token_stored_only_as_its_hash() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+    let database = Backend::Sqlite.open().await;
+    let store = database.store.clone();
 
     let Bootstrap::Minted(token) = bootstrap_admin_token(&*store, None, &clock()).await.unwrap() else {
         panic!("a fresh store mints a token");
@@ -34,7 +29,7 @@ async fn a_fresh_store_gets_one_minted_token_stored_only_as_its_hash() {
     drop(store);
 
     // The plain token is nowhere in the database files.
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
+    for entry in std::fs::read_dir(database.dir()).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         let needle = token.expose_secret().as_bytes();
         assert!(!bytes.windows(needle.len()).any(|w| w == needle), "plain token found on disk");
@@ -43,8 +38,8 @@ async fn a_fresh_store_gets_one_minted_token_stored_only_as_its_hash() {
 
 #[tokio::test]
 async fn a_configured_token_is_stored_once_as_an_admin_token() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+    let database = Backend::Sqlite.open().await;
+    let store = database.store.clone();
     let configured = SecretString::from("operator-chosen-token-0123456789");
 
     for _ in 0..2 {

@@ -5,25 +5,18 @@
 //! with the `hmac` crate, Standard Webhooks with the official `svix` crate), never
 //! with Herald's own signing code.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicI64, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use base64::Engine as _;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::Utc;
 use herald_server::config::{Config, RateLimit};
 use herald_store::{Order, PageQuery};
-use herald_testkit::{Backend, Receiver, TestApp, backends, poll_until, wait_until};
+use herald_testkit::{Backend, DEADLINE, Receiver, TestApp, TestClock, backends, poll_until, wait_until};
 use hmac::{Hmac, Mac as _};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-const DEADLINE: Duration = Duration::from_secs(20);
 /// The secret Herald signs forwarded requests with.
 const ENDPOINT_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 const STRIPE_SECRET: &str = "whsec_stripe_test_secret";
@@ -136,7 +129,7 @@ async fn a_stripe_event_is_stored_forwarded_byte_for_byte_and_its_retry_is_not(b
 
     let (status, answer) = setup.receive(&url, &headers, body).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
-    let got = setup.receiver.wait_for(1, DEADLINE).await;
+    let got = setup.receiver.wait_for(1).await;
     assert_eq!(got[0].body, body.as_bytes(), "the body is forwarded byte for byte");
     assert_eq!(got[0].header("content-type"), Some("application/json; charset=utf-8"));
     svix::webhooks::Webhook::new(ENDPOINT_SECRET).unwrap().verify(&got[0].body, &got[0].headers).unwrap();
@@ -210,7 +203,7 @@ async fn bad_signatures_get_401_are_logged_and_forward_nothing(backend: Backend)
     // The genuine request still goes through afterwards, so the 401s were about the signatures.
     let (status, _) = setup.receive(&url, &[("Stripe-Signature", good.as_str())], body).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(setup.receiver.wait_for(1, DEADLINE).await.len(), 1);
+    assert_eq!(setup.receiver.wait_for(1).await.len(), 1);
     setup.drained().await;
     assert_eq!(setup.receiver.requests().len(), 1);
 }
@@ -272,7 +265,7 @@ async fn github_shopify_slack_and_standard_webhooks_sources_check_their_schemes(
     assert_eq!(setup.receive(&url, &truncated, body).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(setup.stored(&standard).await, 1);
 
-    let got = setup.receiver.wait_for(4, DEADLINE).await;
+    let got = setup.receiver.wait_for(4).await;
     let form_forward = got.iter().find(|r| r.body == form.as_bytes()).expect("the Slack form was forwarded");
     assert_eq!(form_forward.header("content-type"), Some("application/x-www-form-urlencoded"));
     for request in &got {
@@ -289,7 +282,7 @@ async fn a_generic_source_forwards_without_verifying_and_limits_still_apply(back
     let (source, url) = setup.source("generic-webhook", None).await;
     let (status, _) = setup.receive(&url, &[("Content-Type", "text/plain")], "plain text, no signature").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let got = setup.receiver.wait_for(1, DEADLINE).await;
+    let got = setup.receiver.wait_for(1).await;
     assert_eq!(got[0].body, "plain text, no signature".as_bytes());
     assert_eq!(got[0].header("content-type"), Some("text/plain"));
 
@@ -340,13 +333,12 @@ async fn a_rotated_token_gives_a_new_url_and_the_old_one_keeps_working(backend: 
 
 #[backends]
 async fn a_retry_after_the_dedupe_window_is_stored_again(backend: Backend) {
-    let offset_secs = Arc::new(AtomicI64::new(0));
-    let offset = offset_secs.clone();
+    let clock = TestClock::running();
     let setup = Setup::with(
         TestApp::builder()
             .backend(backend)
             .allow_loopback()
-            .clock(Arc::new(move || Utc::now() + TimeDelta::seconds(offset.load(Ordering::SeqCst))))
+            .clock(clock.clock())
             .config(|c| c.api.ingest_dedup_window = Duration::from_secs(3600)),
     )
     .await;
@@ -368,15 +360,15 @@ async fn a_retry_after_the_dedupe_window_is_stored_again(backend: Backend) {
     let now = Utc::now().timestamp();
     assert_eq!(send(now).await, StatusCode::NO_CONTENT);
     // Forwarded and recorded before the clock jumps, so no lease expires mid-send.
-    setup.receiver.wait_for(1, DEADLINE).await;
+    setup.receiver.wait_for(1).await;
     setup.drained().await;
-    offset_secs.store(1800, Ordering::SeqCst);
+    clock.set_offset(Duration::from_secs(1800));
     assert_eq!(send(now + 1800).await, StatusCode::NO_CONTENT);
     assert_eq!(setup.stored(&source).await, 1, "a retry within the window is not stored");
-    offset_secs.store(7200, Ordering::SeqCst);
+    clock.set_offset(Duration::from_secs(7200));
     assert_eq!(send(now + 7200).await, StatusCode::NO_CONTENT);
     assert_eq!(setup.stored(&source).await, 2, "past the window the same id is a new event");
-    setup.receiver.wait_for(2, DEADLINE).await;
+    setup.receiver.wait_for(2).await;
     setup.drained().await;
     let forwarded: std::collections::BTreeSet<String> =
         setup.receiver.requests().iter().filter_map(|r| r.header("webhook-id").map(str::to_owned)).collect();
@@ -399,39 +391,15 @@ async fn after_a_secret_change_the_old_secret_is_still_accepted(backend: Backend
     }
     let stranger = stripe_signature("whsec_stranger", now, "{}");
     assert_eq!(setup.receive(&url, &[("Stripe-Signature", stranger.as_str())], "{}").await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(setup.receiver.wait_for(2, DEADLINE).await.len(), 2);
+    assert_eq!(setup.receiver.wait_for(2).await.len(), 2);
     setup.drained().await;
 }
 
-/// Herald's clock in the tests below: it stands still until the test moves it, so the
-/// per-second log allowance and the rate limit's refill depend only on the test.
-#[derive(Clone)]
-struct Frozen {
-    base: DateTime<Utc>,
-    offset_ms: Arc<AtomicI64>,
-}
-
-impl Frozen {
-    fn now(&self) -> DateTime<Utc> {
-        self.base + TimeDelta::milliseconds(self.offset_ms.load(Ordering::SeqCst))
-    }
-
-    /// Moves the clock to `ms` after its start.
-    fn set(&self, ms: i64) {
-        self.offset_ms.store(ms, Ordering::SeqCst);
-    }
-
-    /// The time to sign at, in seconds.
-    fn secs(&self) -> i64 {
-        self.now().timestamp()
-    }
-}
-
-async fn frozen(backend: Backend, change: impl FnOnce(&mut Config)) -> (Setup, Frozen) {
-    let clock = Frozen { base: Utc::now(), offset_ms: Arc::new(AtomicI64::new(0)) };
-    let reads = clock.clone();
-    let builder =
-        TestApp::builder().backend(backend).allow_loopback().clock(Arc::new(move || reads.now())).config(change);
+/// A setup whose clock stands still until the test moves it, so the per-second log
+/// allowance and the rate limit's refill depend only on the test.
+async fn frozen(backend: Backend, change: impl FnOnce(&mut Config)) -> (Setup, TestClock) {
+    let clock = TestClock::frozen();
+    let builder = TestApp::builder().backend(backend).allow_loopback().clock(clock.clock()).config(change);
     (Setup::with(builder).await, clock)
 }
 
@@ -440,7 +408,7 @@ async fn a_flood_of_bad_signatures_logs_a_few_entries_and_counts_the_rest(backen
     let (setup, offset) = frozen(backend, |_| {}).await;
     let (source, url) = setup.source("stripe", Some(STRIPE_SECRET)).await;
     let body = r#"{"id":"evt_flood","object":"event"}"#;
-    let forged = stripe_signature("whsec_not_the_secret", offset.secs(), body);
+    let forged = stripe_signature("whsec_not_the_secret", offset.now().timestamp(), body);
     for _ in 0..40 {
         let (status, answer) = setup.receive(&url, &[("Stripe-Signature", &forged)], body).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
@@ -452,7 +420,7 @@ async fn a_flood_of_bad_signatures_logs_a_few_entries_and_counts_the_rest(backen
     );
 
     // The next second's first entry carries the count of those not written.
-    offset.set(1000);
+    offset.set_offset(Duration::from_secs(1));
     assert_eq!(setup.receive(&url, &[("Stripe-Signature", &forged)], body).await.0, StatusCode::UNAUTHORIZED);
     let log = setup.log(&source).await;
     assert_eq!(log.len(), 11);
@@ -461,8 +429,8 @@ async fn a_flood_of_bad_signatures_logs_a_few_entries_and_counts_the_rest(backen
     assert!(text.ends_with(" (and since the previous entry: 30 more not stored)"), "{text}");
 
     // Accepted requests are always logged; the count was reported once and is not repeated.
-    offset.set(2000);
-    let signature = stripe_signature(STRIPE_SECRET, offset.secs(), body);
+    offset.set_offset(Duration::from_secs(2));
+    let signature = stripe_signature(STRIPE_SECRET, offset.now().timestamp(), body);
     assert_eq!(setup.receive(&url, &[("Stripe-Signature", &signature)], body).await.0, StatusCode::NO_CONTENT);
     let log = setup.log(&source).await;
     assert_eq!(log.len(), 12);
@@ -482,7 +450,7 @@ async fn over_its_rate_limit_a_source_gets_429_and_others_are_unaffected(backend
         let (setup, clock) = (&setup, &offset);
         async move {
             let body = format!(r#"{{"id":"{event}","object":"event"}}"#);
-            let signature = stripe_signature(STRIPE_SECRET, clock.secs(), &body);
+            let signature = stripe_signature(STRIPE_SECRET, clock.now().timestamp(), &body);
             let mut request = setup.app.http.post(url).body(body);
             request = request.header("Stripe-Signature", signature);
             request.send().await.unwrap()
@@ -505,7 +473,7 @@ async fn over_its_rate_limit_a_source_gets_429_and_others_are_unaffected(backend
     assert_eq!(setup.log(&limited).await.len(), 2, "refusals get no entry of their own");
 
     // A second later the bucket holds one request again; its entry counts the refusals.
-    offset.set(1000);
+    offset.set_offset(Duration::from_secs(1));
     assert_eq!(send(url.clone(), "evt_3").await.status(), StatusCode::NO_CONTENT);
     assert_eq!(setup.stored(&limited).await, 3);
     let log = setup.log(&limited).await;
@@ -525,10 +493,10 @@ async fn the_retention_sweep_trims_a_source_log_to_its_cap(backend: Backend) {
     let (source, url) = setup.source("stripe", Some(STRIPE_SECRET)).await;
     let (other, other_url) = setup.source("stripe", Some(STRIPE_SECRET)).await;
     let body = r#"{"id":"evt_x","object":"event"}"#;
-    let forged = stripe_signature("whsec_not_the_secret", offset.secs(), body);
+    let forged = stripe_signature("whsec_not_the_secret", offset.now().timestamp(), body);
     // One entry per second, each a distinct second, so every one of them is written.
     for second in 0..10 {
-        offset.set(second * 1000);
+        offset.set_offset(Duration::from_secs(second));
         assert_eq!(setup.receive(&url, &[("Stripe-Signature", &forged)], body).await.0, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(setup.receive(&other_url, &[("Stripe-Signature", &forged)], body).await.0, StatusCode::UNAUTHORIZED);

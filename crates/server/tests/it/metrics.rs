@@ -2,12 +2,8 @@
 //! dispatcher `run` starts shows up in the one registry both share, and the output
 //! is the Prometheus text format.
 
-use std::time::Duration;
-
-use herald_testkit::{Backend, Receiver, TestApp, backends, poll_until};
+use herald_testkit::{Backend, DEADLINE, Receiver, TestApp, backends, poll_until};
 use serde_json::{Value, json};
-
-const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Checks one exposition line, `name{label="v",…} value`, and returns `(series, value)`.
 fn parse_sample(line: &str) -> (&str, f64) {
@@ -65,7 +61,7 @@ async fn metrics_count_accepted_messages_and_delivered_attempts(backend: Backend
     let app_id = post("/api/v1/app".into(), json!({"name": "shop"})).await["id"].as_str().unwrap().to_owned();
     post(format!("/api/v1/app/{app_id}/endpoint"), json!({"url": receiver.url("/hook")})).await;
     post(format!("/api/v1/app/{app_id}/msg"), json!({"eventType": "order.paid", "payload": {"id": 1}})).await;
-    receiver.wait_for(1, DEADLINE).await;
+    receiver.wait_for(1).await;
 
     // The attempt is counted once it is recorded, just after the receiver answered.
     let after = poll_until(DEADLINE, || async {

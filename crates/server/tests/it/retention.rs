@@ -2,30 +2,20 @@
 //! message's retention the payload is dropped, and past the attempt retention the
 //! attempt log entry is deleted, while newer data stays.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicI64, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
 use herald_core::{AppId, MessageId};
-use herald_testkit::{Backend, Receiver, TestApp, backends, wait_until};
+use herald_testkit::{Backend, DEADLINE, Receiver, TestApp, TestClock, backends, wait_until};
 use serde_json::{Value, json};
-
-const DEADLINE: Duration = Duration::from_secs(20);
 
 #[backends]
 async fn expired_payloads_and_old_attempts_are_swept(backend: Backend) {
     let receiver = Receiver::start().await;
-    let offset_ms = Arc::new(AtomicI64::new(0));
-    let offset = offset_ms.clone();
+    let clock = TestClock::running();
     let app = TestApp::builder()
         .backend(backend)
         .allow_loopback()
-        .clock(Arc::new(move || Utc::now() + TimeDelta::milliseconds(offset.load(Ordering::SeqCst))))
+        .clock(clock.clock())
         .config(|c| {
             c.retention.interval = Duration::from_millis(20);
             c.retention.attempt_retention_days = 1;
@@ -47,16 +37,16 @@ async fn expired_payloads_and_old_attempts_are_swept(backend: Backend) {
     let (app_id, msg_id) = (AppId::parse(&app_id).unwrap(), MessageId::parse(msg["id"].as_str().unwrap()).unwrap());
     let store = app.store.clone();
     let attempts = || async { store.list_message_attempts(&app_id, &msg_id).await.unwrap().len() };
-    receiver.wait_for(1, DEADLINE).await;
+    receiver.wait_for(1).await;
     wait_until(DEADLINE, || async { attempts().await == 1 }).await;
     let payload = || async { store.get_message(&app_id, msg_id.as_str()).await.unwrap().payload };
     assert!(payload().await.is_some(), "kept while within its retention");
 
-    offset_ms.store(TimeDelta::hours(2).num_milliseconds(), Ordering::SeqCst);
+    clock.set_offset(Duration::from_secs(2 * 3600));
     wait_until(DEADLINE, || async { payload().await.is_none() }).await;
     assert_eq!(attempts().await, 1, "the attempt is younger than a day");
 
-    offset_ms.store(TimeDelta::days(2).num_milliseconds(), Ordering::SeqCst);
+    clock.set_offset(Duration::from_secs(2 * 24 * 3600));
     wait_until(DEADLINE, || async { attempts().await == 0 }).await;
     app.stop().await.unwrap();
 }

@@ -2,14 +2,10 @@
 //! with `0s,10ms` (two attempts in all) a delivery to an endpoint answering 500 fails
 //! after exactly two attempts, where the global schedule would keep retrying for hours.
 
-use std::time::Duration;
-
 use herald_core::{AppId, MessageId, model::DeliveryStatus};
-use herald_testkit::{Backend, Receiver, Reply, TestApp, backends, poll_until};
+use herald_testkit::{Backend, DEADLINE, Receiver, Reply, TestApp, backends, poll_until};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-const DEADLINE: Duration = Duration::from_secs(20);
 
 #[backends]
 async fn a_type_schedule_set_over_the_api_bounds_the_attempts(backend: Backend) {

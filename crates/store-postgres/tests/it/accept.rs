@@ -1,20 +1,17 @@
 //! Message creates inside group-committed batches: a rejected request leaves nothing
 //! behind, and its neighbours in the batch still commit.
 
-use std::sync::Arc;
-
 use chrono::{Duration, Utc};
 use herald_store::{
-    DynStore, IdempotencyClaim, IdempotencyWrite, MessageFilter, MessageOutcome, Order, PageQuery, StoreError,
-    StoredResponse,
+    IdempotencyClaim, IdempotencyWrite, MessageFilter, MessageOutcome, Order, PageQuery, StoreError, StoredResponse,
     conformance::{app, endpoint, message},
 };
-use herald_store_postgres::testing::TestSchema;
+use herald_testkit::Backend;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_create_frees_its_idempotency_key() {
-    let schema = TestSchema::create().await;
-    let store: DynStore = Arc::new(schema.store().await);
+    let database = Backend::Postgres.open().await;
+    let store = database.store.clone();
     let a = store.create_application(app("a", None)).await.unwrap();
     let mut first = message(a.id.as_str(), "t", None);
     first.message.event_id = Some("evt".into());
@@ -33,8 +30,8 @@ async fn a_rejected_create_frees_its_idempotency_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_requests_do_not_fail_their_batch() {
-    let schema = TestSchema::create().await;
-    let store: DynStore = Arc::new(schema.store().await);
+    let database = Backend::Postgres.open().await;
+    let store = database.store.clone();
     let a = store.create_application(app("a", None)).await.unwrap();
     store.create_endpoint(endpoint(&a.id, None, None)).await.unwrap();
     // Every third request reuses one eventId or names a missing application; all are

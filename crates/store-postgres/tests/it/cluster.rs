@@ -1,20 +1,19 @@
 //! Two store instances on one schema stand for two Herald nodes on one database: what
 //! must hold between them is held by PostgreSQL, also when they race.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{collections::HashSet, time::Duration};
 
 use herald_store::{
     DynStore, IdempotencyClaim, IdempotencyWrite, MessageFilter, MessageOutcome, Order, PageQuery, StoredResponse,
     conformance::{app, endpoint, message},
 };
-use herald_store_postgres::testing::TestSchema;
+use herald_testkit::{Backend, TestStore};
 
 /// Two "nodes" on one fresh schema, and the schema's guard.
-async fn two_nodes() -> (DynStore, DynStore, TestSchema) {
-    let schema = TestSchema::create().await;
-    let a: DynStore = Arc::new(schema.store().await);
-    let b: DynStore = Arc::new(schema.store().await);
-    (a, b, schema)
+async fn two_nodes() -> (DynStore, DynStore, TestStore) {
+    let database = Backend::Postgres.open().await;
+    let (a, b) = (database.store.clone(), database.open_again().await);
+    (a, b, database)
 }
 
 /// Runs `f(node)` on `copies` tasks per node, all at once, and returns every result.

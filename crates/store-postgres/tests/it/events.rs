@@ -2,19 +2,17 @@
 //! whose transaction took its sequence number first but commits last must not be
 //! skipped by a reader that already continued past the messages committed before it.
 
-use std::sync::Arc;
-
 use herald_store::{
-    DynStore, EventFilter, Position,
+    EventFilter, Position,
     conformance::{app, created, message},
 };
-use herald_store_postgres::testing::TestSchema;
+use herald_testkit::{Backend, DEADLINE, poll_until, wait_until};
 use sqlx::{Connection, Executor, PgConnection};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_committed_late_with_an_earlier_sequence_is_not_skipped() {
-    let schema = TestSchema::create().await;
-    let store: DynStore = Arc::new(schema.store().await);
+    let database = Backend::Postgres.open().await;
+    let (store, schema) = (database.store.clone(), database.schema().expect("a PostgreSQL schema"));
     let a = store.create_application(app("late", None)).await.unwrap();
 
     // A writer that takes its sequence number now and commits at the end of the test.
@@ -43,15 +41,11 @@ async fn a_message_committed_late_with_an_earlier_sequence_is_not_skipped() {
 
     late.execute("COMMIT").await.unwrap();
     // Other tests on the server may hold the horizon back a moment longer.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    let page = loop {
+    let page = poll_until(DEADLINE, || async {
         let page = store.read_events(&a.id, &filter, Position::START, 10).await.unwrap();
-        if !page.held_back {
-            break page;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "rows stayed held back");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
+        (!page.held_back).then_some(page)
+    })
+    .await;
     let got: Vec<_> = page.events.iter().map(|e| e.message.id.clone()).collect();
     let mut want = vec![late_id];
     want.extend(early);
@@ -62,9 +56,8 @@ async fn a_message_committed_late_with_an_earlier_sequence_is_not_skipped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_on_one_node_wakes_live_readers_on_another() {
-    let schema = TestSchema::create().await;
-    let reader: DynStore = Arc::new(schema.store().await);
-    let writer: DynStore = Arc::new(schema.store().await);
+    let database = Backend::Postgres.open().await;
+    let (reader, writer) = (database.store.clone(), database.open_again().await);
     let a = writer.create_application(app("nodes", None)).await.unwrap();
     let wait = std::time::Duration::from_secs(60);
     let mut commits = reader.message_commits();
@@ -76,13 +69,9 @@ async fn a_commit_on_one_node_wakes_live_readers_on_another() {
     commits.borrow_and_update();
     let id = created(writer.create_message(message(a.id.as_str(), "t", None)).await.unwrap()).0.id;
     tokio::time::timeout(wait, commits.changed()).await.expect("the other node's commit is signalled").unwrap();
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
+    wait_until(DEADLINE, || async {
         let page = reader.read_events(&a.id, &EventFilter::default(), Position::START, 10).await.unwrap();
-        if page.events.iter().any(|e| e.message.id == id) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the message never became readable");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+        page.events.iter().any(|e| e.message.id == id)
+    })
+    .await;
 }

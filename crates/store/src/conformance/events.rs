@@ -1,6 +1,6 @@
 //! Conformance cases for the pull side: reading messages by position with filters,
 //! commit-order safety under concurrent writers, poller consumer positions and the
-//! commit signal. Backends run them with [`crate::events_conformance_tests!`].
+//! commit signal. Backends run them with [`crate::conformance_tests!`].
 
 use std::{collections::HashSet, time::Duration};
 
@@ -9,25 +9,6 @@ use herald_core::MessageId;
 
 use super::{app, created, endpoint, message, rng};
 use crate::{ConsumerKey, DynStore, EventFilter, Position, StoreError};
-
-/// Expands to one `#[tokio::test]` per pull-side case, like [`crate::conformance_tests!`].
-#[macro_export]
-macro_rules! events_conformance_tests {
-    ($make:expr) => {
-        $crate::events_conformance_tests!(@cases $make;
-            events_read_in_commit_order_with_filters, readers_continuing_during_concurrent_writes_miss_nothing,
-            consumer_positions_are_kept_per_consumer, commits_are_signalled);
-    };
-    (@cases $make:expr; $($case:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (store, _guard): ($crate::DynStore, _) = $make.await;
-                $crate::conformance::events::$case(store).await;
-            }
-        )*
-    };
-}
 
 /// Every message of `app` matching `filter`, read from `from` in pages of `limit`.
 async fn read_all(

@@ -2,7 +2,7 @@
 //! tokens and their rotation, the request log and its sweep, and deduplication of
 //! provider retries through `eventId` under concurrency, each stored request's log
 //! entry committed with it. Backends run them with
-//! [`crate::ingest_conformance_tests!`].
+//! [`crate::conformance_tests!`].
 
 use std::collections::BTreeMap;
 
@@ -15,26 +15,6 @@ use herald_core::{
 
 use super::{app, created, endpoint, message, rng};
 use crate::{DynStore, MessageOutcome, PageQuery, StoreError, TokenHash, TokenRotation};
-
-/// Expands to one `#[tokio::test]` per ingest case, like [`crate::conformance_tests!`].
-#[macro_export]
-macro_rules! ingest_conformance_tests {
-    ($make:expr) => {
-        $crate::ingest_conformance_tests!(@cases $make;
-            sources_round_trip, source_applications_are_hidden_but_take_messages,
-            source_tokens_rotate_with_a_grace_period, ingest_logs_page_and_sweep, ingest_logs_are_trimmed_per_source,
-            concurrent_retries_of_one_event_store_it_once, deleting_a_source_removes_its_data);
-    };
-    (@cases $make:expr; $($case:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (store, _guard): ($crate::DynStore, _) = $make.await;
-                $crate::conformance::ingest::$case(store).await;
-            }
-        )*
-    };
-}
 
 fn now() -> DateTime<Utc> {
     herald_core::to_millis(Utc::now())

@@ -1,6 +1,6 @@
 //! Conformance cases for the upkeep methods: per-event-type retry schedules, endpoint
 //! health (disabling endpoints that have failed for too long), the retention sweep and
-//! the queue depth. Backends run them with [`crate::maintenance_conformance_tests!`].
+//! the queue depth. Backends run them with [`crate::conformance_tests!`].
 
 use chrono::{DateTime, Duration, Utc};
 use herald_core::{
@@ -10,25 +10,6 @@ use herald_core::{
 
 use super::{app, created, endpoint, message, rng};
 use crate::{AttemptResult, ClaimedDelivery, DynStore, NextStep, QueueDepth, StoreError};
-
-/// Expands to one `#[tokio::test]` per upkeep case, like [`crate::conformance_tests!`].
-#[macro_export]
-macro_rules! maintenance_conformance_tests {
-    ($make:expr) => {
-        $crate::maintenance_conformance_tests!(@cases $make;
-            event_type_retry_schedules_round_trip, endpoints_failing_too_long_are_disabled,
-            retention_drops_expired_payloads_and_old_attempts, queue_depth_counts_pending_and_sending);
-    };
-    (@cases $make:expr; $($case:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (store, _guard): ($crate::DynStore, _) = $make.await;
-                $crate::conformance::maintenance::$case(store).await;
-            }
-        )*
-    };
-}
 
 fn attempt(d: &ClaimedDelivery, ok: bool, at: DateTime<Utc>) -> Attempt {
     Attempt {

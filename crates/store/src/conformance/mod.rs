@@ -1,5 +1,6 @@
-//! The behavioural suite every [`Store`] backend must pass. A backend's tests invoke
-//! [`conformance_tests!`] with an expression that yields a fresh, empty store.
+//! The behavioural suite every [`Store`](crate::Store) backend must pass, and the
+//! fixture builders its cases share. [`conformance_tests!`] is its one entry point: it
+//! runs every case on a fresh store of each backend.
 
 use std::collections::BTreeMap;
 
@@ -10,52 +11,50 @@ use herald_core::{
 };
 use rand::{SeedableRng, rngs::StdRng};
 
-mod apps;
-mod deliveries;
+pub mod apps;
+pub mod deliveries;
 pub mod events;
 pub mod ingest;
 pub mod maintenance;
-mod messages;
-
-pub use apps::{
-    application_list_filters, application_uid_is_unique, applications_round_trip, endpoints_are_scoped_to_their_app,
-    event_types_round_trip, pages_walk_both_ways,
-};
-pub use deliveries::{
-    a_late_result_does_not_overwrite_a_newer_owner, attempt_log_filters_and_pages, attempts_move_deliveries_on,
-    claims_are_leased_and_expire, claims_skip_endpoints_and_releases_requeue, manual_control_requeues_deliveries,
-};
-pub use messages::{
-    concurrent_messages_all_commit, deleting_an_app_removes_its_data, event_id_conflicts_within_window,
-    idempotency_claims_are_exclusive, message_fans_out_to_matching_endpoints, message_filters,
-    message_idempotency_replays_without_writing,
-};
+pub mod messages;
 
 use crate::{MessageOutcome, NewMessage};
 
-/// Expands to one `#[tokio::test]` per conformance case; `$make` is an async
-/// expression returning a fresh [`DynStore`](crate::DynStore) and a guard (e.g. a temp dir) that is
-/// dropped when the case ends.
+/// Expands to every conformance case as a test module holding two tests, `sqlite` and
+/// `postgres`, each on a fresh store from `herald_testkit` (so the invoking crate
+/// dev-depends on it). A case is an `async fn(DynStore)` in one of the modules below and
+/// is listed here once.
 #[macro_export]
 macro_rules! conformance_tests {
-    ($make:expr) => {
-        $crate::conformance_tests!(@cases $make;
-            applications_round_trip, application_uid_is_unique, pages_walk_both_ways, application_list_filters,
-            event_types_round_trip, endpoints_are_scoped_to_their_app, message_fans_out_to_matching_endpoints,
-            message_idempotency_replays_without_writing, event_id_conflicts_within_window,
-            idempotency_claims_are_exclusive, concurrent_messages_all_commit, message_filters,
-            deleting_an_app_removes_its_data, claims_are_leased_and_expire, attempts_move_deliveries_on,
-            a_late_result_does_not_overwrite_a_newer_owner,
-            attempt_log_filters_and_pages, manual_control_requeues_deliveries);
+    () => {
+        $crate::conformance_tests!(@cases
+            apps: applications_round_trip, application_uid_is_unique, pages_walk_both_ways,
+                application_list_filters, event_types_round_trip, endpoints_are_scoped_to_their_app;
+            messages: message_fans_out_to_matching_endpoints, message_idempotency_replays_without_writing,
+                event_id_conflicts_within_window, idempotency_claims_are_exclusive, concurrent_messages_all_commit,
+                message_filters, deleting_an_app_removes_its_data;
+            deliveries: claims_are_leased_and_expire, attempts_move_deliveries_on,
+                a_late_result_does_not_overwrite_a_newer_owner, attempt_log_filters_and_pages,
+                manual_control_requeues_deliveries, claims_skip_endpoints_and_releases_requeue;
+            maintenance: event_type_retry_schedules_round_trip, endpoints_failing_too_long_are_disabled,
+                retention_drops_expired_payloads_and_old_attempts, queue_depth_counts_pending_and_sending;
+            ingest: sources_round_trip, source_applications_are_hidden_but_take_messages,
+                source_tokens_rotate_with_a_grace_period, ingest_logs_page_and_sweep,
+                ingest_logs_are_trimmed_per_source, concurrent_retries_of_one_event_store_it_once,
+                deleting_a_source_removes_its_data;
+            events: events_read_in_commit_order_with_filters, readers_continuing_during_concurrent_writes_miss_nothing,
+                consumer_positions_are_kept_per_consumer, commits_are_signalled;
+        );
     };
-    (@cases $make:expr; $($case:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (store, _guard): ($crate::DynStore, _) = $make.await;
-                $crate::conformance::$case(store).await;
+    (@cases $($module:ident: $($case:ident),+;)+) => {
+        $($(
+            // Two worker threads: several cases race tasks against each other.
+            #[::herald_testkit::backends(multi_thread)]
+            async fn $case(backend: ::herald_testkit::Backend) {
+                let db = backend.open().await;
+                $crate::conformance::$module::$case(db.store.clone()).await;
             }
-        )*
+        )+)+
     };
 }
 

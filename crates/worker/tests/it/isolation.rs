@@ -7,14 +7,11 @@ use std::time::Duration;
 use herald_core::model::DeliveryStatus;
 use herald_worker::WorkerConfig;
 
-use herald_testkit_macros::backends;
+use herald_testkit::{Backend, DEADLINE, Receiver, Reply, TestClock, backends, wait_until};
 
-use crate::{
-    receiver::{Receiver, Reply},
-    support::{Backend, Harness, TestClock, config, eventually},
-};
+use crate::support::{Harness, config};
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn a_hanging_endpoint_does_not_delay_another_endpoint_of_the_same_app(backend: Backend) {
     let h = Harness::new(backend, TestClock::running()).await;
     let slow = Receiver::start().await;
@@ -60,7 +57,7 @@ async fn a_hanging_endpoint_does_not_delay_another_endpoint_of_the_same_app(back
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn the_global_bound_caps_what_is_in_flight(backend: Backend) {
     let h = Harness::new(backend, TestClock::running()).await;
     let app = h.app().await;
@@ -87,20 +84,20 @@ async fn the_global_bound_caps_what_is_in_flight(backend: Backend) {
     let (handle, shutdown) = h.spawn(config);
 
     let in_flight = || receivers.iter().map(Receiver::received).sum::<usize>();
-    eventually("six requests in flight", || async { (in_flight() == 6).then_some(()) }).await;
+    wait_until(DEADLINE, || async { in_flight() == 6 }).await;
     assert!(receivers.iter().all(|r| r.received() <= 2));
     assert!(receivers.iter().all(|r| r.answered() == 0));
 
     for receiver in &receivers {
         receiver.release();
     }
-    eventually("all twelve deliveries to be sent", || async { (in_flight() == 12).then_some(()) }).await;
+    wait_until(DEADLINE, || async { in_flight() == 12 }).await;
     shutdown.cancel();
     handle.stopped().await.unwrap();
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn a_busy_endpoints_backlog_is_refilled_in_batches_without_a_poll(backend: Backend) {
     let h = Harness::new(backend, TestClock::running()).await;
     let receiver = Receiver::start().await;

@@ -6,17 +6,14 @@ use std::time::Duration;
 use herald_core::model::DeliveryStatus;
 use herald_worker::WorkerConfig;
 
-use herald_testkit_macros::backends;
+use herald_testkit::{Backend, Receiver, Reply, TestClock, backends};
 
-use crate::{
-    receiver::{Receiver, Reply},
-    support::{Backend, Harness, TestClock, config, config_with_schedule},
-};
+use crate::support::{Harness, config, config_with_schedule};
 
 /// A poll interval no test waits for: anything that happens came from a wake-up.
 const NEVER: Duration = Duration::from_secs(3600);
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn an_accepted_message_goes_out_at_once_without_a_poll(backend: Backend) {
     let h = Harness::new(backend, TestClock::running()).await;
     let receiver = Receiver::start().await;
@@ -37,7 +34,7 @@ async fn an_accepted_message_goes_out_at_once_without_a_poll(backend: Backend) {
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn a_retry_is_sent_when_due_without_a_poll(backend: Backend) {
     let h = Harness::new(backend, TestClock::running()).await;
     let receiver = Receiver::start().await;
@@ -55,7 +52,7 @@ async fn a_retry_is_sent_when_due_without_a_poll(backend: Backend) {
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn a_delivery_claimed_by_a_dead_worker_is_sent_after_its_lease(backend: Backend) {
     let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
@@ -81,7 +78,7 @@ async fn a_delivery_claimed_by_a_dead_worker_is_sent_after_its_lease(backend: Ba
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn shutdown_finishes_the_attempt_in_flight_and_hands_back_the_rest(backend: Backend) {
     let h = Harness::new(backend, TestClock::running()).await;
     let receiver = Receiver::start().await;
@@ -114,7 +111,7 @@ async fn shutdown_finishes_the_attempt_in_flight_and_hands_back_the_rest(backend
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn an_idle_dispatcher_stops_at_once(backend: Backend) {
     let h = Harness::new(backend, TestClock::running()).await;
     let (handle, shutdown) = h.spawn(WorkerConfig { poll_interval: NEVER, ..config() });

@@ -1,10 +1,10 @@
-//! The dispatcher against a real SQLite store and real HTTP receivers on loopback.
+//! The dispatcher against real stores (SQLite and PostgreSQL) and real HTTP receivers
+//! on loopback, all from the test harness.
 
 mod delivery;
 mod isolation;
 mod lifecycle;
 mod outcomes;
-mod receiver;
 mod ssrf;
 mod support;
 mod upkeep;

@@ -6,14 +6,11 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use herald_core::model::DeliveryStatus;
 
-use herald_testkit_macros::backends;
+use herald_testkit::{Backend, Receiver, Reply, TestClock, backends};
 
-use crate::{
-    receiver::{Receiver, Reply},
-    support::{Backend, Harness, TestClock, config_with_schedule},
-};
+use crate::support::{Harness, config_with_schedule};
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn failed_delivery_is_retried_with_backoff(backend: Backend) {
     let h = Harness::new(backend, TestClock::running()).await;
     let receiver = Receiver::start().await;
@@ -31,13 +28,16 @@ async fn failed_delivery_is_retried_with_backoff(backend: Backend) {
     assert_eq!(seen, [(DeliveryStatus::Fail, 500), (DeliveryStatus::Success, 200)]);
     let requests = receiver.requests();
     assert_eq!(requests.len(), 2);
-    assert!(requests.iter().all(|r| r.header("webhook-id") == msg.id.as_str()), "the id is stable across attempts");
+    assert!(
+        requests.iter().all(|r| r.header("webhook-id") == Some(msg.id.as_str())),
+        "the id is stable across attempts"
+    );
     shutdown.cancel();
     handle.stopped().await.unwrap();
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn a_redirect_is_not_followed_and_counts_as_a_failure(backend: Backend) {
     let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
@@ -56,7 +56,7 @@ async fn a_redirect_is_not_followed_and_counts_as_a_failure(backend: Backend) {
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn gone_disables_the_endpoint(backend: Backend) {
     let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
@@ -75,7 +75,7 @@ async fn gone_disables_the_endpoint(backend: Backend) {
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn retry_after_on_429_pushes_the_next_attempt_back(backend: Backend) {
     let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
@@ -102,13 +102,13 @@ async fn retry_after_on_429_pushes_the_next_attempt_back(backend: Backend) {
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn retry_after_on_503_as_an_http_date_is_honoured(backend: Backend) {
     let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
     // HTTP dates have whole seconds.
     let at = chrono::DateTime::from_timestamp(h.clock.now().timestamp() + 600, 0).unwrap();
-    receiver.respond_in_order([Reply::retry_after(503, &at.format("%a, %d %b %Y %H:%M:%S GMT").to_string())]);
+    receiver.respond_in_order([Reply::retry_after(503, at.format("%a, %d %b %Y %H:%M:%S GMT"))]);
     let app = h.app().await;
     h.endpoint(&app, &receiver.url("/hook")).await;
     let msg = h.message(&app).await;
@@ -120,7 +120,7 @@ async fn retry_after_on_503_as_an_http_date_is_honoured(backend: Backend) {
     assert_eq!(delivery.next_attempt_at, at);
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn the_delivery_fails_once_the_schedule_is_exhausted(backend: Backend) {
     let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
@@ -144,7 +144,7 @@ async fn the_delivery_fails_once_the_schedule_is_exhausted(backend: Backend) {
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn a_timeout_is_a_failed_attempt_with_the_reason(backend: Backend) {
     let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;

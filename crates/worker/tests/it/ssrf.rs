@@ -7,14 +7,11 @@ use std::sync::Arc;
 use herald_core::model::DeliveryStatus;
 use herald_worker::{DestinationRefused, GuardedResolver, WorkerConfig};
 
-use herald_testkit_macros::backends;
+use herald_testkit::{Backend, Receiver, TestClock, backends};
 
-use crate::{
-    receiver::Receiver,
-    support::{Backend, Harness, TestClock, config_with_schedule},
-};
+use crate::support::{Harness, config_with_schedule};
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn a_loopback_receiver_gets_nothing_without_an_allow_list(backend: Backend) {
     let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
@@ -50,7 +47,7 @@ async fn a_loopback_receiver_gets_nothing_without_an_allow_list(backend: Backend
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn metadata_addresses_stay_blocked_when_their_range_is_allowed(backend: Backend) {
     let h = Harness::new(backend, TestClock::frozen()).await;
     let app = h.app().await;
@@ -68,7 +65,7 @@ async fn metadata_addresses_stay_blocked_when_their_range_is_allowed(backend: Ba
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn a_name_is_resolved_by_herald_and_sent_to_an_allowed_address(backend: Backend) {
     let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;

@@ -1,65 +1,18 @@
-//! Fixtures: a fresh store per test (an SQLite file or a PostgreSQL schema), a controllable clock, builders for apps,
-//! endpoints and messages, signature checks with independent libraries, polling with
-//! a deadline, and the "queue is drained" check every test ends with.
+//! Fixtures on top of the test harness: a store per test and the clock it shares with
+//! the worker, builders for apps, endpoints and messages, signature checks with
+//! independent libraries, and the "queue is drained" check every test ends with.
 
-use std::{
-    future::Future,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicI64, Ordering},
-    },
-    time::Duration,
-};
+use std::sync::Mutex;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use herald_core::{
-    AppId, Clock, EndpointId, MessageId,
+    AppId, EndpointId, MessageId,
     model::{Application, Attempt, Delivery, DeliveryStatus, Endpoint, EndpointSecret, Message, Metadata},
-    to_millis,
 };
 use herald_store::{DynStore, MessageOutcome, NewMessage};
-use herald_store_postgres::testing::TestSchema;
-use herald_store_sqlite::SqliteStore;
+use herald_testkit::{Backend, DEADLINE, RecordedRequest, TestClock, TestStore, poll_until};
 use herald_worker::{Dispatcher, DispatcherHandle, WorkerConfig, spawn_dispatcher};
-use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
-
-use crate::receiver::Received;
-
-/// A clock for tests: either frozen at the moment it was made (moved only by
-/// [`TestClock::advance`]) or running with real time plus the advanced offset. Both
-/// start at the real time, so signature verifiers with a 5-minute tolerance accept.
-#[derive(Clone)]
-pub struct TestClock {
-    start: DateTime<Utc>,
-    running: bool,
-    offset_ms: Arc<AtomicI64>,
-}
-
-impl TestClock {
-    pub fn frozen() -> Self {
-        Self { start: to_millis(Utc::now()), running: false, offset_ms: Arc::default() }
-    }
-
-    pub fn running() -> Self {
-        Self { running: true, ..Self::frozen() }
-    }
-
-    pub fn now(&self) -> DateTime<Utc> {
-        let base = if self.running { to_millis(Utc::now()) } else { self.start };
-        base + TimeDelta::milliseconds(self.offset_ms.load(Ordering::SeqCst))
-    }
-
-    pub fn advance(&self, by: Duration) {
-        let ms = i64::try_from(by.as_millis()).expect("a short test duration");
-        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
-    }
-
-    pub fn clock(&self) -> Clock {
-        let me = self.clone();
-        Arc::new(move || me.now())
-    }
-}
 
 /// Worker settings for tests: loopback receivers allowed, everything else default.
 pub fn config() -> WorkerConfig {
@@ -71,43 +24,20 @@ pub fn config_with_schedule(schedule: &str) -> WorkerConfig {
     WorkerConfig { retry_schedule: schedule.parse().unwrap(), ..config() }
 }
 
-/// A store on a fresh SQLite file, the clock it and the worker share, and a record of
-/// the messages created so the test can check they all reached a final state.
-/// The store a test runs on; `#[backends(crate::support::Backend)]` runs a test on each.
-#[derive(Debug, Clone, Copy)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Keeps the test's database alive until the test ends.
-enum Storage {
-    Sqlite(#[expect(dead_code, reason = "held for its Drop")] TempDir),
-    Postgres(#[expect(dead_code, reason = "held for its Drop")] TestSchema),
-}
-
+/// A fresh store (an SQLite file or a PostgreSQL schema), the clock it and the worker
+/// share, and a record of the messages created so the test can check they all reached a
+/// final state.
 pub struct Harness {
     pub store: DynStore,
     pub clock: TestClock,
     messages: Mutex<Vec<(AppId, MessageId)>>,
-    _storage: Storage,
+    _database: TestStore,
 }
 
 impl Harness {
     pub async fn new(backend: Backend, clock: TestClock) -> Self {
-        let (store, storage): (DynStore, _) = match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let store =
-                    SqliteStore::open_with_clock(&dir.path().join("herald.db"), clock.clock()).expect("open store");
-                (Arc::new(store), Storage::Sqlite(dir))
-            }
-            Backend::Postgres => {
-                let schema = TestSchema::create().await;
-                (Arc::new(schema.store().await.with_clock(clock.clock())), Storage::Postgres(schema))
-            }
-        };
-        Self { store, clock, messages: Mutex::default(), _storage: storage }
+        let database = backend.open_with_clock(clock.clock()).await;
+        Self { store: database.store.clone(), clock, messages: Mutex::default(), _database: database }
     }
 
     pub fn dispatcher(&self, config: WorkerConfig) -> Dispatcher {
@@ -213,7 +143,7 @@ impl Harness {
 
     /// Polls until the only delivery of `msg` has `status`.
     pub async fn wait_for_status(&self, msg: &Message, status: DeliveryStatus) -> Delivery {
-        eventually(&format!("delivery of {} to become {status:?}", msg.id), || async {
+        poll_until(DEADLINE, || async {
             let delivery = self.delivery(msg).await;
             (delivery.status == status).then_some(delivery)
         })
@@ -237,25 +167,9 @@ impl Harness {
     }
 }
 
-/// Polls `check` every 10 ms until it returns `Some`, failing the test after 15 s.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Checks a request's signature with two independent verifiers: `standardwebhooks`
 /// reading only the `webhook-*` headers and `svix` reading only the `svix-*` ones.
-pub fn verify_with_libraries(secret: &str, request: &Received) -> Result<(), String> {
+pub fn verify_with_libraries(secret: &str, request: &RecordedRequest) -> Result<(), String> {
     let only = |prefix: &str| {
         let mut headers = request.headers.clone();
         for name in ["id", "timestamp", "signature"] {

@@ -6,12 +6,9 @@ use std::time::Duration;
 use herald_core::model::{DeliveryStatus, Endpoint, EventType};
 use herald_worker::{RetentionConfig, WorkerConfig, sweep_retention};
 
-use herald_testkit_macros::backends;
+use herald_testkit::{Backend, DEADLINE, Receiver, Reply, TestClock, backends, poll_until};
 
-use crate::{
-    receiver::{Receiver, Reply},
-    support::{Backend, Harness, TestClock, config, config_with_schedule},
-};
+use crate::support::{Harness, config, config_with_schedule};
 
 async fn event_type_with_schedule(h: &Harness, name: &str, schedule: &str) {
     let now = h.clock.now();
@@ -30,7 +27,7 @@ async fn event_type_with_schedule(h: &Harness, name: &str, schedule: &str) {
     h.store.set_event_type_retry_schedule(name, Some(schedule.parse().unwrap())).await.unwrap();
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn an_event_types_schedule_replaces_the_global_one(backend: Backend) {
     let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
@@ -52,7 +49,7 @@ async fn an_event_types_schedule_replaces_the_global_one(backend: Backend) {
     assert_eq!((global.status, global.attempts), (DeliveryStatus::Pending, 1), "the global schedule waits an hour");
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn an_endpoint_failing_for_the_period_is_disabled_until_patched_back(backend: Backend) {
     let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
@@ -89,7 +86,7 @@ async fn an_endpoint_failing_for_the_period_is_disabled_until_patched_back(backe
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn throttle_rate_spaces_requests_without_dropping_any(backend: Backend) {
     let h = Harness::new(backend, TestClock::running()).await;
     let receiver = Receiver::start().await;
@@ -102,7 +99,7 @@ async fn throttle_rate_spaces_requests_without_dropping_any(backend: Backend) {
     let messages = [h.message(&app).await, h.message(&app).await, h.message(&app).await, h.message(&app).await];
 
     for msg in &messages {
-        let attempts = crate::support::eventually("every message reaches both endpoints", || async {
+        let attempts = poll_until(DEADLINE, || async {
             let attempts = h.attempts(msg).await;
             (attempts.len() == 2).then_some(attempts)
         })
@@ -128,7 +125,7 @@ async fn throttle_rate_spaces_requests_without_dropping_any(backend: Backend) {
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn retention_drops_expired_payloads_and_old_attempts(backend: Backend) {
     let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
@@ -153,7 +150,7 @@ async fn retention_drops_expired_payloads_and_old_attempts(backend: Backend) {
     h.assert_drained().await;
 }
 
-#[backends(crate::support::Backend)]
+#[backends]
 async fn an_expired_payload_fails_its_delivery_without_sending(backend: Backend) {
     let h = Harness::new(backend, TestClock::frozen()).await;
     let receiver = Receiver::start().await;
