@@ -8,21 +8,6 @@ use svix::{
     models::{ApplicationIn, EndpointIn, MessageAttemptTriggerType, MessageIn, MessageStatus, RecoverIn, ReplayIn},
 };
 
-fn endpoint_in(url: String) -> EndpointIn {
-    EndpointIn {
-        url,
-        description: None,
-        throttle_rate: None,
-        uid: None,
-        disabled: None,
-        event_types: None,
-        channels: None,
-        secret: None,
-        metadata: None,
-        headers: None,
-    }
-}
-
 /// Waits until the endpoint's deliveries are `success` and `fail` in these numbers and
 /// none is pending or being sent.
 async fn settled(svix: &Svix, app: &str, endpoint: &str, success: i64, fail: i64) {
@@ -50,7 +35,7 @@ async fn attempts_resend_recover_and_replay_through_the_sdk() {
     receiver.respond_with(Reply::status(500));
     let app_out = svix.application().create(ApplicationIn::new("sdk-attempts".to_owned()), None).await.unwrap();
     let app_id = app_out.id.clone();
-    let ep = svix.endpoint().create(app_id.clone(), endpoint_in(receiver.url("/a")), None).await.unwrap().id;
+    let ep = svix.endpoint().create(app_id.clone(), EndpointIn::new(receiver.url("/a")), None).await.unwrap().id;
     let first = send(&svix, &app_id, 1).await;
     let second = send(&svix, &app_id, 2).await;
     settled(&svix, &app_id, &ep, 0, 2).await;
@@ -79,7 +64,7 @@ async fn attempts_resend_recover_and_replay_through_the_sdk() {
     settled(&svix, &app_id, &ep, 2, 0).await;
 
     let late_receiver = Receiver::start().await;
-    let late = svix.endpoint().create(app_id.clone(), endpoint_in(late_receiver.url("/b")), None).await.unwrap().id;
+    let late = svix.endpoint().create(app_id.clone(), EndpointIn::new(late_receiver.url("/b")), None).await.unwrap().id;
     svix.endpoint()
         .replay_missing(app_id.clone(), late.clone(), ReplayIn::new(app_out.created_at), None)
         .await

@@ -17,18 +17,7 @@ async fn setup(backend: Backend) -> (TestApp, Svix, Receiver, String) {
     let svix = app.svix_client();
     let receiver = Receiver::start().await;
     let app_id = svix.application().create(ApplicationIn::new("deliveries".to_owned()), None).await.unwrap().id;
-    let endpoint = EndpointIn {
-        url: receiver.url("/hook"),
-        description: None,
-        throttle_rate: None,
-        uid: None,
-        disabled: None,
-        event_types: None,
-        channels: None,
-        secret: None,
-        metadata: None,
-        headers: None,
-    };
+    let endpoint = EndpointIn::new(receiver.url("/hook"));
     svix.endpoint().create(app_id.clone(), endpoint, None).await.unwrap();
     (app, svix, receiver, app_id)
 }

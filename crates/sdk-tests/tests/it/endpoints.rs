@@ -23,21 +23,6 @@ const GIVEN_SECRET: &str = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 /// Another 32 bytes, for rotation.
 const ROTATED_SECRET: &str = "whsec_ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoM=";
 
-fn endpoint_in(url: &str) -> EndpointIn {
-    EndpointIn {
-        url: url.to_owned(),
-        description: None,
-        throttle_rate: None,
-        uid: None,
-        disabled: None,
-        event_types: None,
-        channels: None,
-        secret: None,
-        metadata: None,
-        headers: None,
-    }
-}
-
 /// A server, its SDK client and one application to hang endpoints on.
 async fn setup(backend: Backend) -> (TestApp, Svix, String) {
     let app = TestApp::builder().backend(backend).spawn().await;
@@ -79,7 +64,7 @@ async fn create_returns_every_given_field(backend: Backend) {
         channels: Some(strings(&["eu", "us"])),
         metadata: Some(metadata.clone()),
         headers: Some(BTreeMap::from([("X-Tenant".to_owned(), "t1".to_owned())])),
-        ..endpoint_in("https://example.com/billing")
+        ..EndpointIn::new("https://example.com/billing".to_owned())
     };
 
     let out = create(&svix, &app_id, input).await;
@@ -98,7 +83,8 @@ async fn create_returns_every_given_field(backend: Backend) {
 #[backends]
 async fn create_uses_the_given_secret(backend: Backend) {
     let (_app, svix, app_id) = setup(backend).await;
-    let input = EndpointIn { secret: Some(GIVEN_SECRET.to_owned()), ..endpoint_in("https://example.com/given") };
+    let input =
+        EndpointIn { secret: Some(GIVEN_SECRET.to_owned()), ..EndpointIn::new("https://example.com/given".to_owned()) };
     let endpoint = create(&svix, &app_id, input).await;
 
     let secret = svix.endpoint().get_secret(app_id, endpoint.id).await.unwrap();
@@ -109,8 +95,8 @@ async fn create_uses_the_given_secret(backend: Backend) {
 #[backends]
 async fn create_without_a_secret_generates_one_per_endpoint(backend: Backend) {
     let (_app, svix, app_id) = setup(backend).await;
-    let first = create(&svix, &app_id, endpoint_in("https://example.com/1")).await;
-    let second = create(&svix, &app_id, endpoint_in("https://example.com/2")).await;
+    let first = create(&svix, &app_id, EndpointIn::new("https://example.com/1".to_owned())).await;
+    let second = create(&svix, &app_id, EndpointIn::new("https://example.com/2".to_owned())).await;
 
     let first = svix.endpoint().get_secret(app_id.clone(), first.id).await.unwrap().key;
     let second = svix.endpoint().get_secret(app_id, second.id).await.unwrap().key;
@@ -123,9 +109,9 @@ async fn create_without_a_secret_generates_one_per_endpoint(backend: Backend) {
 #[backends]
 async fn list_and_get_by_id_and_uid_agree(backend: Backend) {
     let (_app, svix, app_id) = setup(backend).await;
-    let input = EndpointIn { uid: Some("named".to_owned()), ..endpoint_in("https://example.com/a") };
+    let input = EndpointIn { uid: Some("named".to_owned()), ..EndpointIn::new("https://example.com/a".to_owned()) };
     let named = create(&svix, &app_id, input).await;
-    let other = create(&svix, &app_id, endpoint_in("https://example.com/b")).await;
+    let other = create(&svix, &app_id, EndpointIn::new("https://example.com/b".to_owned())).await;
     let mut expected = vec![named.id.clone(), other.id.clone()];
     expected.sort();
 
@@ -147,7 +133,7 @@ async fn upsert_replaces_fields_but_keeps_secret_and_headers(backend: Backend) {
         secret: Some(GIVEN_SECRET.to_owned()),
         headers: Some(headers.clone()),
         channels: Some(strings(&["old"])),
-        ..endpoint_in("https://example.com/old")
+        ..EndpointIn::new("https://example.com/old".to_owned())
     };
     let created = create(&svix, &app_id, input).await;
     let replacement = EndpointUpsertIn {
@@ -186,7 +172,7 @@ async fn patch_changes_only_the_named_fields(backend: Backend) {
         description: Some("kept".to_owned()),
         channels: Some(strings(&["c1"])),
         event_types: Some(strings(&["a.one"])),
-        ..endpoint_in("https://example.com/p")
+        ..EndpointIn::new("https://example.com/p".to_owned())
     };
     let created = create(&svix, &app_id, input).await;
     let patch = EndpointPatch {
@@ -209,7 +195,7 @@ async fn patch_changes_only_the_named_fields(backend: Backend) {
 #[backends]
 async fn deleted_endpoint_is_not_found(backend: Backend) {
     let (_app, svix, app_id) = setup(backend).await;
-    let created = create(&svix, &app_id, endpoint_in("https://example.com/doomed")).await;
+    let created = create(&svix, &app_id, EndpointIn::new("https://example.com/doomed".to_owned())).await;
 
     svix.endpoint().delete(app_id.clone(), created.id.clone()).await.unwrap();
 
@@ -224,7 +210,10 @@ async fn deleted_endpoint_is_not_found(backend: Backend) {
 #[backends]
 async fn rotate_secret_returns_the_new_key_which_then_signs(backend: Backend) {
     let (_app, svix, app_id) = setup(backend).await;
-    let input = EndpointIn { secret: Some(GIVEN_SECRET.to_owned()), ..endpoint_in("https://example.com/rotate") };
+    let input = EndpointIn {
+        secret: Some(GIVEN_SECRET.to_owned()),
+        ..EndpointIn::new("https://example.com/rotate".to_owned())
+    };
     let endpoint = create(&svix, &app_id, input).await;
     let rotate = EndpointSecretRotateIn { key: Some(ROTATED_SECRET.to_owned()), grace_period_seconds: None };
 
@@ -237,7 +226,10 @@ async fn rotate_secret_returns_the_new_key_which_then_signs(backend: Backend) {
 #[backends]
 async fn rotate_secret_without_a_key_generates_a_new_one(backend: Backend) {
     let (_app, svix, app_id) = setup(backend).await;
-    let input = EndpointIn { secret: Some(GIVEN_SECRET.to_owned()), ..endpoint_in("https://example.com/rotate") };
+    let input = EndpointIn {
+        secret: Some(GIVEN_SECRET.to_owned()),
+        ..EndpointIn::new("https://example.com/rotate".to_owned())
+    };
     let endpoint = create(&svix, &app_id, input).await;
     let rotate = EndpointSecretRotateIn { key: None, grace_period_seconds: Some(0) };
 
@@ -254,7 +246,7 @@ async fn headers_are_read_replaced_and_patched(backend: Backend) {
     let (_app, svix, app_id) = setup(backend).await;
     let initial =
         BTreeMap::from([("Authorization".to_owned(), "Bearer abc".to_owned()), ("X-One".to_owned(), "1".to_owned())]);
-    let input = EndpointIn { headers: Some(initial.clone()), ..endpoint_in("https://example.com/h") };
+    let input = EndpointIn { headers: Some(initial.clone()), ..EndpointIn::new("https://example.com/h".to_owned()) };
     let ep = create(&svix, &app_id, input).await.id;
     let endpoint = || svix.endpoint();
 

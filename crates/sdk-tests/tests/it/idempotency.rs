@@ -63,18 +63,7 @@ async fn same_key_returns_the_first_endpoint_and_creates_one(backend: Backend) {
     let app = TestApp::builder().backend(backend).spawn().await;
     let svix = app.svix_client();
     let app_id = svix.application().create(ApplicationIn::new("eps".to_owned()), None).await.unwrap().id;
-    let input = EndpointIn {
-        url: "https://example.com/once".to_owned(),
-        description: None,
-        throttle_rate: None,
-        uid: None,
-        disabled: None,
-        event_types: None,
-        channels: None,
-        secret: None,
-        metadata: None,
-        headers: None,
-    };
+    let input = EndpointIn::new("https://example.com/once".to_owned());
     let key = || Some(EndpointCreateOptions { idempotency_key: Some("e-1".to_owned()) });
 
     let first = svix.endpoint().create(app_id.clone(), input.clone(), key()).await.unwrap();
