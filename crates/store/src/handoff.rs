@@ -69,10 +69,8 @@ impl HandoffSender {
         }
         // All or none: a message's deliveries share one state, and a partial
         // reservation would only delay the rest until the next claim.
-        let permits = deliveries
-            .iter()
-            .map(|_| self.tx.clone().try_reserve_owned().ok())
-            .collect::<Option<Vec<_>>>()?;
+        let permits =
+            deliveries.iter().map(|_| self.tx.clone().try_reserve_owned().ok()).collect::<Option<Vec<_>>>()?;
         let lease_until = herald_core::to_millis(now + self.lease);
         for d in deliveries.iter_mut() {
             d.status = DeliveryStatus::Sending;

@@ -3,6 +3,7 @@
 mod attempts;
 mod bootstrap;
 mod delivery;
+mod handoff;
 mod ingest;
 mod lifecycle;
 mod metrics;

@@ -23,7 +23,8 @@ pub use apps::{
 };
 pub use deliveries::{
     a_late_result_does_not_overwrite_a_newer_owner, attempt_log_filters_and_pages, attempts_move_deliveries_on,
-    claims_are_leased_and_expire, claims_skip_endpoints_and_releases_requeue, manual_control_requeues_deliveries,
+    claims_are_leased_and_expire, claims_skip_endpoints_and_releases_requeue,
+    handed_off_deliveries_are_leased_until_sent, manual_control_requeues_deliveries,
 };
 pub use messages::{
     concurrent_messages_all_commit, deleting_an_app_removes_its_data, event_id_conflicts_within_window,
@@ -45,7 +46,7 @@ macro_rules! conformance_tests {
             message_idempotency_replays_without_writing, event_id_conflicts_within_window,
             idempotency_claims_are_exclusive, concurrent_messages_all_commit, message_filters,
             deleting_an_app_removes_its_data, claims_are_leased_and_expire, attempts_move_deliveries_on,
-            a_late_result_does_not_overwrite_a_newer_owner,
+            a_late_result_does_not_overwrite_a_newer_owner, handed_off_deliveries_are_leased_until_sent,
             attempt_log_filters_and_pages, manual_control_requeues_deliveries);
     };
     (@cases $make:expr; $($case:ident),*) => {
