@@ -5,7 +5,6 @@
 use std::{collections::HashSet, time::Duration};
 
 use herald_core::{AppId, MessageId, model::DeliveryStatus};
-use herald_store::prelude::*;
 use herald_testkit::{Backend, Receiver, TestApp, backends, wait_until};
 use serde_json::json;
 
