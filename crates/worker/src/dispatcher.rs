@@ -7,13 +7,17 @@
 //!   and `max_queued_per_endpoint` waiting deliveries; claims skip endpoints that hold
 //!   that many, so the loop never blocks on a slow endpoint and one endpoint's backlog
 //!   cannot fill the room other endpoints need.
-//! - **Wake-up.** The loop sleeps until the store says a message was accepted, the
-//!   recorder knows an earlier retry time, a skipped endpoint has drained, room frees
-//!   up while full, or the poll interval passes (the safety net for retries and other
-//!   nodes' work).
+//! - **Hand-off.** Deliveries this node's accept calls leased to it arrive on a channel
+//!   and start like claimed ones, without a read of the queue; those of a saturated
+//!   endpoint go back to the table. The channel is read only while there is room.
+//! - **Wake-up.** The loop sleeps until a hand-off arrives, the store says a message was
+//!   accepted (and left its deliveries in the table), the recorder knows an earlier
+//!   retry time, a skipped endpoint has drained, room frees up while full, or the poll
+//!   interval passes (the safety net for retries and other nodes' work).
 //! - **Shutdown.** Cancelling stops claiming; those being sent finish (the request
 //!   timeout bounds them) and are recorded, deliveries still waiting for a request slot
-//!   are handed back to the queue unsent, and then the loop returns. Anything claimed
+//!   or in the hand-off channel are handed back to the queue unsent, and then the loop
+//!   returns. Anything claimed
 //!   but neither recorded nor handed back (the process died, the store failed) keeps
 //!   its lease and is claimed again once the lease expires: delivery is at-least-once,
 //!   and `webhook-id` lets receivers drop the duplicates.
