@@ -163,7 +163,7 @@ async fn run_batch(shared: &Shared, jobs: &[Job]) -> Result<Vec<StoreResult<Mess
         .into_iter()
         .map(|result| {
             result.map(|(outcome, reserved)| {
-                if let (Some(reservation), MessageOutcome::Created { message, deliveries }) = (reserved, &outcome) {
+                if let (Some(mut reservation), MessageOutcome::Created { message, deliveries }) = (reserved, &outcome) {
                     reservation.send(message, deliveries);
                 }
                 outcome

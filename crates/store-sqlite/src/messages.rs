@@ -299,14 +299,20 @@ pub fn release_key(conn: &Connection, key: &str) -> StoreResult<()> {
 impl Messages for SqliteStore {
     async fn create_message(&self, new: NewMessage) -> StoreResult<MessageOutcome> {
         let (now, handoff) = (self.now(), self.handoff.sender());
-        let (outcome, reserved) = self.engine.write(move |c| create(c, new, now, handoff.as_ref())).await?;
-        if let MessageOutcome::Created { message, deliveries } = &outcome {
-            self.commits.send_modify(|n| *n = n.wrapping_add(1));
-            match reserved {
-                Some(reservation) => reservation.send(message, deliveries),
-                None if accept::is_due_now(&outcome, now) => self.waker.notify_one(),
-                None => {}
+        let create = move |c: &Connection| create(c, new, now, handoff.as_ref());
+        // Sent on the writer thread at the commit, so a caller that stops waiting
+        // (its client went away) does not leave them leased and unsent.
+        let hand_off = |(outcome, reserved): &mut (MessageOutcome, Option<Reservation>)| {
+            if let (Some(reservation), MessageOutcome::Created { message, deliveries }) = (reserved, &*outcome) {
+                reservation.send(message, deliveries);
             }
+        };
+        let (outcome, handed_off) = self.engine.write_then(create, hand_off).await?;
+        if matches!(outcome, MessageOutcome::Created { .. }) {
+            self.commits.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        if handed_off.is_none() && accept::is_due_now(&outcome, now) {
+            self.waker.notify_one();
         }
         Ok(outcome)
     }

@@ -82,9 +82,9 @@ impl HandoffSender {
 
 impl Reservation {
     /// Step 2, after the commit: hands `deliveries` (those [`HandoffSender::reserve`]
-    /// marked) of `message` to the dispatcher.
-    pub fn send(self, message: &Message, deliveries: &[Delivery]) {
-        for (permit, delivery) in self.permits.into_iter().zip(deliveries) {
+    /// marked) of `message` to the dispatcher. The reservation is spent afterwards.
+    pub fn send(&mut self, message: &Message, deliveries: &[Delivery]) {
+        for (permit, delivery) in std::mem::take(&mut self.permits).into_iter().zip(deliveries) {
             let handed =
                 HandedOff { delivery: delivery.clone(), message: message.clone(), lease_until: self.lease_until };
             permit.send(handed);
@@ -150,7 +150,7 @@ mod tests {
     fn reserved_deliveries_are_leased_and_arrive_after_the_send() {
         let (tx, mut rx) = channel(4, TimeDelta::seconds(60));
         let (message, mut deliveries) = accepted(None, 2);
-        let reservation = tx.reserve(&message, &mut deliveries, message.created_at).expect("room for two");
+        let mut reservation = tx.reserve(&message, &mut deliveries, message.created_at).expect("room for two");
         let lease_until = message.created_at + TimeDelta::seconds(60);
         assert!(deliveries.iter().all(|d| d.status == DeliveryStatus::Sending && d.next_attempt_at == lease_until));
         assert!(rx.try_recv().is_err(), "nothing arrives before the commit");
