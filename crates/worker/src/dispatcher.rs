@@ -17,10 +17,10 @@
 //! - **Shutdown.** Cancelling stops claiming; those being sent finish (the request
 //!   timeout bounds them) and are recorded, deliveries still waiting for a request slot
 //!   or in the hand-off channel are handed back to the queue unsent, and then the loop
-//!   returns. Anything claimed
-//!   but neither recorded nor handed back (the process died, the store failed) keeps
-//!   its lease and is claimed again once the lease expires: delivery is at-least-once,
-//!   and `webhook-id` lets receivers drop the duplicates.
+//!   returns. Anything claimed or handed off but neither recorded nor handed back (the
+//!   process died, the store failed) keeps its lease and is claimed again once the
+//!   lease expires: delivery is at-least-once, and `webhook-id` lets receivers drop
+//!   the duplicates.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
