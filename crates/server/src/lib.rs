@@ -137,11 +137,18 @@ pub async fn run_with_store(
     // listener has drained, so attempts in flight are recorded before `run` returns.
     // The retention sweeper runs beside it and stops once a sweep in progress is done.
     let workers = if role.is_worker() {
+        let worker = config.worker_config();
+        // Messages accepted here hand their due deliveries to this node's dispatcher,
+        // leased under its lease; a batch's worth waits in memory, the rest in the table.
+        let lease = chrono::TimeDelta::from_std(worker.lease).context("the worker lease is out of range")?;
+        let (sender, receiver) = herald_store::handoff::channel(worker.batch_size, lease);
+        store.hand_off_to(sender);
         let dispatcher = herald_worker::spawn_dispatcher_with_metrics(
             store.clone(),
-            config.worker_config(),
+            worker,
             clock.clone(),
             metrics,
+            Some(receiver),
             shutdown.child_token(),
         )
         .context("starting the delivery dispatcher")?;

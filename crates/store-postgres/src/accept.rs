@@ -22,11 +22,12 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, EndpointId,
-    model::{Application, DeliveryStatus, Message},
+    model::{Application, Delivery, DeliveryStatus, Message},
 };
 use herald_store::{
     IdempotencyWrite, MessageOutcome, NewMessage, StoreError,
     accept::{self, Subscriber},
+    handoff::{HandoffSender, Reservation},
 };
 use sqlx::{PgConnection, Row};
 
@@ -79,14 +80,23 @@ struct Target {
     endpoints: Vec<Subscriber>,
 }
 
+/// What a job produced: its outcome, and the hand-off room its deliveries hold, to
+/// send through once the batch has committed.
+pub(crate) type Accepted = (MessageOutcome, Option<Reservation>);
+
 /// The jobs of one transaction, sharing what they looked up.
-#[derive(Default)]
 pub(crate) struct Batch {
     /// By the `app_key` requests used. Most batches name one application many times.
     targets: HashMap<String, Arc<Target>>,
+    /// This node's dispatcher, when it takes accepted deliveries in memory.
+    handoff: Option<HandoffSender>,
 }
 
 impl Batch {
+    pub(crate) fn new(handoff: Option<HandoffSender>) -> Self {
+        Self { targets: HashMap::new(), handoff }
+    }
+
     /// Runs one request's writes on `conn`, inside the batch's transaction. The caller
     /// holds the eventId locks.
     pub(crate) async fn create(
@@ -94,13 +104,13 @@ impl Batch {
         conn: &mut PgConnection,
         new: &NewMessage,
         now: DateTime<Utc>,
-    ) -> Result<MessageOutcome, JobError> {
-        let Some(idem) = &new.idempotency else { return self.accept(conn, new).await };
+    ) -> Result<Accepted, JobError> {
+        let Some(idem) = &new.idempotency else { return self.accept(conn, new, now).await };
         if let Some(settled) = accept::settled_by_key(claim_key(&mut *conn, &idem.key, idem.expires_at, now).await?) {
-            return Ok(settled);
+            return Ok((settled, None));
         }
-        let accepted = self.accept(conn, new).await;
-        if matches!(accepted, Err(JobError::Rejected(_)) | Ok(MessageOutcome::DuplicateEventId)) {
+        let accepted = self.accept(conn, new, now).await;
+        if matches!(accepted, Err(JobError::Rejected(_)) | Ok((MessageOutcome::DuplicateEventId, _))) {
             // Undo the claim: the key is free again, as if the job never ran.
             sqlx::query("DELETE FROM idempotency_keys WHERE key = $1")
                 .bind(&idem.key)
@@ -111,7 +121,12 @@ impl Batch {
         accepted
     }
 
-    async fn accept(&mut self, conn: &mut PgConnection, new: &NewMessage) -> Result<MessageOutcome, JobError> {
+    async fn accept(
+        &mut self,
+        conn: &mut PgConnection,
+        new: &NewMessage,
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, JobError> {
         let target = self.target(conn, new).await?;
         let from_source = new.ingest_log.is_some();
         let message = accept::admit(new.message.clone(), &target.app_id, target.is_source_app, from_source)
@@ -127,16 +142,16 @@ impl Batch {
             .await
             .map_err(db)?;
             if taken {
-                return Ok(MessageOutcome::DuplicateEventId);
+                return Ok((MessageOutcome::DuplicateEventId, None));
             }
         }
-        let deliveries = accept::deliveries(&message, &target.endpoints);
-        let endpoint_ids: Vec<&str> = deliveries.iter().map(|d| d.endpoint_id.as_str()).collect();
-        insert_message(conn, &message, &endpoint_ids, new.idempotency.as_ref()).await?;
+        let mut deliveries = accept::deliveries(&message, &target.endpoints);
+        let reserved = self.handoff.as_ref().and_then(|h| h.reserve(&message, &mut deliveries, now));
+        insert_message(conn, &message, &deliveries, new.idempotency.as_ref()).await?;
         if let Some(entry) = &new.ingest_log {
             crate::ingest::insert_log(&mut *conn, entry).await?;
         }
-        Ok(MessageOutcome::Created { message, deliveries })
+        Ok((MessageOutcome::Created { message, deliveries }, reserved))
     }
 
     /// The request's application, looked up once per batch, or created from the
@@ -231,15 +246,19 @@ async fn insert_application_if_absent(conn: &mut PgConnection, app: &Application
     Ok(done.rows_affected() == 1)
 }
 
-/// The message, its (pending) deliveries and its idempotency response in one statement (one
-/// round trip). Foreign keys are checked at the statement's end, when the message row
-/// exists; with no idempotency record the key update matches nothing.
+/// The message, its deliveries (pending, or leased to this node's dispatcher: all in
+/// one state) and its idempotency response in one statement (one round trip). Foreign
+/// keys are checked at the statement's end, when the message row exists; with no
+/// idempotency record the key update matches nothing.
 async fn insert_message(
     conn: &mut PgConnection,
     m: &Message,
-    endpoints: &[&str],
+    deliveries: &[Delivery],
     idempotency: Option<&IdempotencyWrite>,
 ) -> Result<(), StoreError> {
+    let endpoints: Vec<&str> = deliveries.iter().map(|d| d.endpoint_id.as_str()).collect();
+    let (status, due) =
+        deliveries.first().map_or((DeliveryStatus::Pending, accept::due_at(m)), |d| (d.status, d.next_attempt_at));
     sqlx::query(concat!(
         "WITH message AS (INSERT INTO messages (",
         message_columns!(),
@@ -259,14 +278,14 @@ async fn insert_message(
     .bind(ms(m.created_at))
     .bind(m.deliver_at.map(ms))
     .bind(ms(m.expires_at))
-    .bind(ms(accept::due_at(m)))
-    .bind(endpoints)
+    .bind(ms(due))
+    .bind(&endpoints)
     .bind(idempotency.map(|i| i.key.as_str()))
     .bind(idempotency.map(|i| i32::from(i.response.status)))
     .bind(idempotency.map(|i| i.response.body.as_slice()))
     .bind(idempotency.map(|i| ms(i.expires_at)))
     .bind(&m.content_type)
-    .bind(DeliveryStatus::Pending.code() as i16)
+    .bind(status.code() as i16)
     .execute(conn)
     .await
     .map_err(db)?;

@@ -14,7 +14,7 @@ use herald_core::{
     AppId, EndpointId, MessageId,
     model::{Attempt, DeliveryStatus},
 };
-use herald_store::{AttemptResult, ClaimedDelivery, DeliveryQueue, NextStep, StoreResult};
+use herald_store::{AttemptResult, ClaimedDelivery, DeliveryQueue, HandoffSender, NextStep, StoreResult};
 use sqlx::{Connection, PgConnection, PgExecutor};
 use tokio::sync::Notify;
 
@@ -277,6 +277,10 @@ impl DeliveryQueue for PostgresStore {
 
     fn delivery_waker(&self) -> Arc<Notify> {
         self.waker.clone()
+    }
+
+    fn hand_off_to(&self, sender: HandoffSender) {
+        self.handoff.set(sender);
     }
 
     async fn resend_message(

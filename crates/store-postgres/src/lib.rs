@@ -32,7 +32,7 @@ use std::{str::FromStr, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use herald_core::Clock;
-use herald_store::StoreResult;
+use herald_store::{StoreResult, handoff::HandoffSlot};
 use sqlx::{
     Connection, PgPool,
     postgres::{PgConnectOptions, PgConnection, PgPoolOptions},
@@ -111,6 +111,9 @@ pub struct PostgresStore {
     commits: Arc<watch::Sender<u64>>,
     listener: Option<JoinHandle<()>>,
     clock: Clock,
+    /// This node's dispatcher, when it takes accepted deliveries in memory (shared
+    /// with the writer tasks).
+    handoff: Arc<HandoffSlot>,
 }
 
 impl Drop for PostgresStore {
@@ -151,8 +154,18 @@ impl PostgresStore {
                 .connect_lazy_with(connect);
             listener::spawn_listener(pool, schema_name, waker.clone(), commits.clone())
         });
+        let handoff = Arc::new(HandoffSlot::default());
+        let writer = Writer::spawn(
+            pool.clone(),
+            options.writers,
+            options.max_batch,
+            waker.clone(),
+            commits.clone(),
+            handoff.clone(),
+        );
         Ok(Self {
-            writer: Writer::spawn(pool.clone(), options.writers, options.max_batch, waker.clone(), commits.clone()),
+            writer,
+            handoff,
             pool,
             waker,
             commits,

@@ -13,12 +13,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use herald_store::{MessageOutcome, NewMessage, StoreError, StoreResult};
+use herald_store::{MessageOutcome, NewMessage, StoreError, StoreResult, handoff::HandoffSlot};
 use sqlx::{Acquire, PgPool};
 use tokio::sync::{Mutex, Notify, mpsc, oneshot, watch};
 
 use crate::{
-    accept::{self, JobError},
+    accept::{self, Accepted, JobError},
     error::{self, db},
 };
 
@@ -45,6 +45,7 @@ struct Shared {
     max_batch: usize,
     waker: Arc<Notify>,
     commits: Arc<watch::Sender<u64>>,
+    handoff: Arc<HandoffSlot>,
 }
 
 impl Writer {
@@ -55,10 +56,11 @@ impl Writer {
         max_batch: usize,
         waker: Arc<Notify>,
         commits: Arc<watch::Sender<u64>>,
+        handoff: Arc<HandoffSlot>,
     ) -> Self {
         let max_batch = max_batch.max(1);
         let (jobs, queue) = mpsc::channel(max_batch * 4);
-        let shared = Arc::new(Shared { pool, queue: Mutex::new(queue), max_batch, waker, commits });
+        let shared = Arc::new(Shared { pool, queue: Mutex::new(queue), max_batch, waker, commits, handoff });
         for _ in 0..tasks.max(1) {
             tokio::spawn(run_until_closed(shared.clone()));
         }
@@ -145,13 +147,33 @@ async fn run_alone(shared: &Shared, job: &Job) -> StoreResult<MessageOutcome> {
     }
 }
 
-/// Whether `result` queued deliveries that are due now.
-fn queued_due(result: &StoreResult<MessageOutcome>, now: DateTime<Utc>) -> bool {
-    result.as_ref().is_ok_and(|outcome| herald_store::accept::is_due_now(outcome, now))
+/// Whether `result` queued deliveries that are due now and left them for a claim
+/// (they were not handed off).
+fn queued_due(result: &StoreResult<Accepted>, now: DateTime<Utc>) -> bool {
+    result
+        .as_ref()
+        .is_ok_and(|(outcome, reserved)| reserved.is_none() && herald_store::accept::is_due_now(outcome, now))
+}
+
+/// Runs `jobs` in one transaction, commits and hands off what they wrote.
+async fn run_batch(shared: &Shared, jobs: &[Job]) -> Result<Vec<StoreResult<MessageOutcome>>, BatchFailure> {
+    let results = run_jobs(shared, jobs).await?;
+    // Committed: hand the leased deliveries over (a failed commit dropped their room).
+    Ok(results
+        .into_iter()
+        .map(|result| {
+            result.map(|(outcome, reserved)| {
+                if let (Some(mut reservation), MessageOutcome::Created { message, deliveries }) = (reserved, &outcome) {
+                    reservation.send(message, deliveries);
+                }
+                outcome
+            })
+        })
+        .collect())
 }
 
 /// Runs `jobs` in one transaction and commits what they wrote.
-async fn run_batch(shared: &Shared, jobs: &[Job]) -> Result<Vec<StoreResult<MessageOutcome>>, BatchFailure> {
+async fn run_jobs(shared: &Shared, jobs: &[Job]) -> Result<Vec<StoreResult<Accepted>>, BatchFailure> {
     let failed = |e: sqlx::Error| BatchFailure::Failed(db(e));
     let mut conn = shared.pool.acquire().await.map_err(failed)?;
     let mut tx = conn.begin().await.map_err(failed)?;
@@ -159,7 +181,7 @@ async fn run_batch(shared: &Shared, jobs: &[Job]) -> Result<Vec<StoreResult<Mess
     event_ids.sort_unstable();
     event_ids.dedup();
     accept::lock_event_ids(&mut tx, &event_ids).await.map_err(BatchFailure::Failed)?;
-    let mut batch = accept::Batch::default();
+    let mut batch = accept::Batch::new(shared.handoff.sender());
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         match batch.create(&mut tx, &job.new, job.now).await {
@@ -175,7 +197,7 @@ async fn run_batch(shared: &Shared, jobs: &[Job]) -> Result<Vec<StoreResult<Mess
         // transaction are folded into one.
         sqlx::query("SELECT pg_notify($1, current_schema())").bind(CHANNEL).execute(&mut *tx).await.map_err(failed)?;
     }
-    let created = results.iter().any(|r| matches!(r, Ok(MessageOutcome::Created { .. })));
+    let created = results.iter().any(|r| matches!(r, Ok((MessageOutcome::Created { .. }, _))));
     if created {
         sqlx::query("SELECT pg_notify($1, current_schema())")
             .bind(MESSAGES_CHANNEL)

@@ -8,7 +8,9 @@ use herald_core::{
     AppId, EndpointId, MessageId,
     model::{Attempt, DeliveryStatus},
 };
-use herald_store::{AttemptResult, ClaimedDelivery, DeliveryQueue, NextStep, RequeueFilter, StoreError, StoreResult};
+use herald_store::{
+    AttemptResult, ClaimedDelivery, DeliveryQueue, HandoffSender, NextStep, RequeueFilter, StoreError, StoreResult,
+};
 use rusqlite::{Connection, params};
 use tokio::sync::Notify;
 
@@ -195,6 +197,10 @@ impl DeliveryQueue for SqliteStore {
 
     fn delivery_waker(&self) -> Arc<Notify> {
         self.waker.clone()
+    }
+
+    fn hand_off_to(&self, sender: HandoffSender) {
+        self.handoff.set(sender);
     }
 
     async fn resend_message(

@@ -86,6 +86,16 @@ impl Engine {
         &self,
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
+        self.write_then(f, |_| {}).await
+    }
+
+    /// [`Engine::write`], running `committed` on the job's result on the writer thread
+    /// right after its commit succeeded, whether or not the caller still waits.
+    pub async fn write_then<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        committed: impl FnOnce(&mut T) + Send + 'static,
+    ) -> StoreResult<T> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let result = match conn {
@@ -94,7 +104,10 @@ impl Engine {
             };
             Box::new(move |commit| {
                 let outcome = match commit {
-                    Ok(()) => result,
+                    Ok(()) => result.map(|mut done| {
+                        committed(&mut done);
+                        done
+                    }),
                     Err(e) => Err(unavailable(format!("commit failed: {e}"))),
                 };
                 // The waiter may have gone away (client disconnected): the data is

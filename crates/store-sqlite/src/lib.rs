@@ -19,7 +19,7 @@ use std::{path::Path, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use herald_core::Clock;
-use herald_store::StoreResult;
+use herald_store::{StoreResult, handoff::HandoffSlot};
 use tokio::sync::{Notify, watch};
 
 use crate::engine::Engine;
@@ -34,6 +34,8 @@ pub struct SqliteStore {
     waker: Arc<Notify>,
     /// Moved after every commit that created messages (see [`herald_store::Events::message_commits`]).
     commits: watch::Sender<u64>,
+    /// This node's dispatcher, when it takes accepted deliveries in memory.
+    handoff: HandoffSlot,
 }
 
 impl SqliteStore {
@@ -51,7 +53,8 @@ impl SqliteStore {
     /// # Errors
     /// As [`SqliteStore::open`].
     pub fn open_with_clock(path: &Path, clock: Clock) -> StoreResult<Self> {
-        Ok(Self { engine: Engine::open(path)?, clock, waker: Arc::new(Notify::new()), commits: watch::Sender::new(0) })
+        let (waker, commits) = (Arc::new(Notify::new()), watch::Sender::new(0));
+        Ok(Self { engine: Engine::open(path)?, clock, waker, commits, handoff: HandoffSlot::default() })
     }
 
     fn now(&self) -> DateTime<Utc> {

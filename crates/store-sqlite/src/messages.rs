@@ -12,6 +12,7 @@ use herald_store::{
     StoredResponse,
     accept::{self, Subscriber},
     found,
+    handoff::{HandoffSender, Reservation},
 };
 use rusqlite::{Connection, OptionalExtension, params, types::Value};
 
@@ -22,11 +23,19 @@ use crate::{
     rows::{self, db_err, ms, to_json},
 };
 
-pub fn create(conn: &Connection, new: NewMessage, now: DateTime<Utc>) -> StoreResult<MessageOutcome> {
+/// Accepts `new` in the writer's transaction; deliveries due now are leased to
+/// `handoff`'s dispatcher when it has room (the returned reservation, to send after
+/// the commit).
+pub fn create(
+    conn: &Connection,
+    new: NewMessage,
+    now: DateTime<Utc>,
+    handoff: Option<&HandoffSender>,
+) -> StoreResult<(MessageOutcome, Option<Reservation>)> {
     if let Some(idem) = &new.idempotency
         && let Some(settled) = earlier_use(conn, &idem.key, now)?.and_then(accept::settled_by_key)
     {
-        return Ok(settled);
+        return Ok((settled, None));
     }
     let app = match find_application(conn, &new.app_key)? {
         Some(app) => app,
@@ -45,11 +54,12 @@ pub fn create(conn: &Connection, new: NewMessage, now: DateTime<Utc>) -> StoreRe
             .and_then(|mut s| s.exists(params![app.id.as_str(), event_id, ms(new.event_id_since)]))
             .map_err(db_err("message"))?;
         if taken {
-            return Ok(MessageOutcome::DuplicateEventId);
+            return Ok((MessageOutcome::DuplicateEventId, None));
         }
     }
     insert_message(conn, &message)?;
-    let deliveries = accept::deliveries(&message, &subscribers(conn, &app.id)?);
+    let mut deliveries = accept::deliveries(&message, &subscribers(conn, &app.id)?);
+    let reserved = handoff.and_then(|h| h.reserve(&message, &mut deliveries, now));
     insert_deliveries(conn, &deliveries)?;
     if let Some(idem) = new.idempotency {
         // The response is known before the commit, so the key is written completed.
@@ -58,7 +68,7 @@ pub fn create(conn: &Connection, new: NewMessage, now: DateTime<Utc>) -> StoreRe
     if let Some(entry) = &new.ingest_log {
         crate::ingest::insert_log(conn, entry)?;
     }
-    Ok(MessageOutcome::Created { message, deliveries })
+    Ok((MessageOutcome::Created { message, deliveries }, reserved))
 }
 
 fn insert_message(conn: &Connection, m: &Message) -> StoreResult<()> {
@@ -288,12 +298,20 @@ pub fn release_key(conn: &Connection, key: &str) -> StoreResult<()> {
 #[async_trait]
 impl Messages for SqliteStore {
     async fn create_message(&self, new: NewMessage) -> StoreResult<MessageOutcome> {
-        let now = self.now();
-        let outcome = self.engine.write(move |c| create(c, new, now)).await?;
+        let (now, handoff) = (self.now(), self.handoff.sender());
+        let create = move |c: &Connection| create(c, new, now, handoff.as_ref());
+        // Sent on the writer thread at the commit, so a caller that stops waiting
+        // (its client went away) does not leave them leased and unsent.
+        let hand_off = |(outcome, reserved): &mut (MessageOutcome, Option<Reservation>)| {
+            if let (Some(reservation), MessageOutcome::Created { message, deliveries }) = (reserved, &*outcome) {
+                reservation.send(message, deliveries);
+            }
+        };
+        let (outcome, handed_off) = self.engine.write_then(create, hand_off).await?;
         if matches!(outcome, MessageOutcome::Created { .. }) {
             self.commits.send_modify(|n| *n = n.wrapping_add(1));
         }
-        if accept::is_due_now(&outcome, now) {
+        if handed_off.is_none() && accept::is_due_now(&outcome, now) {
             self.waker.notify_one();
         }
         Ok(outcome)

@@ -10,9 +10,10 @@
 //! 4. `eventId` within its window: a message of the application with the same eventId
 //!    created since `event_id_since` refuses the request
 //!    ([`MessageOutcome::DuplicateEventId`]).
-//! 5. The writes, all or none: the message, one pending delivery per endpoint whose
-//!    filters accept it ([`deliveries`]), the idempotency record completed with its
-//!    response, and the ingest log entry.
+//! 5. The writes, all or none: the message, one delivery per endpoint whose filters
+//!    accept it ([`deliveries`]; pending, or leased to this node's dispatcher when it
+//!    takes them in memory, [`crate::handoff`]), the idempotency record completed with
+//!    its response, and the ingest log entry.
 //!
 //! A refused request leaves nothing behind, so a retry sees the store as it was.
 

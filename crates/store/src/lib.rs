@@ -15,6 +15,7 @@ mod attempts;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod events;
+pub mod handoff;
 mod ingest;
 mod maintenance;
 mod messages;
@@ -27,6 +28,7 @@ pub use attempts::{
     RequeueFilter,
 };
 pub use events::{ConsumerKey, Event, EventFilter, EventPage, Events, Position};
+pub use handoff::{HandedOff, HandoffReceiver, HandoffSender};
 pub use ingest::{Ingest, TokenHash, TokenRotation};
 pub use maintenance::{FailingEndpoint, HealthChanges, QueueDepth, RetentionSwept, Upkeep};
 pub use messages::{

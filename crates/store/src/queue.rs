@@ -10,7 +10,7 @@ use herald_core::{
     model::{Delivery, Endpoint, Message},
 };
 
-use crate::{RequeueFilter, StoreResult};
+use crate::{HandoffSender, RequeueFilter, StoreResult};
 
 /// A delivery a worker has claimed under a lease, with what it needs to send it.
 #[derive(Debug, Clone)]
@@ -67,6 +67,15 @@ pub trait DeliveryQueue: Send + Sync + 'static {
     /// Notified whenever deliveries become due at once (a message was accepted), so a
     /// dispatcher in this process sends them without waiting for its next poll.
     fn delivery_waker(&self) -> Arc<tokio::sync::Notify>;
+    /// From now on, messages accepted through this handle hand their deliveries that
+    /// are due now to `sender` (see [`crate::handoff`]) when it has room, instead of
+    /// leaving them for a claim. Called by the node's dispatcher role.
+    ///
+    /// The default ignores it, so every delivery goes through the table; backends
+    /// override it.
+    fn hand_off_to(&self, sender: HandoffSender) {
+        let _ = sender;
+    }
     /// Queues one message for one endpoint again, due at `now` with a manual trigger
     /// and a fresh retry schedule, creating the delivery if the message never had one
     /// for that endpoint. Wakes the dispatcher.

@@ -7,23 +7,31 @@
 //!   and `max_queued_per_endpoint` waiting deliveries; claims skip endpoints that hold
 //!   that many, so the loop never blocks on a slow endpoint and one endpoint's backlog
 //!   cannot fill the room other endpoints need.
-//! - **Wake-up.** The loop sleeps until the store says a message was accepted, the
-//!   recorder knows an earlier retry time, a skipped endpoint has drained, room frees
-//!   up while full, or the poll interval passes (the safety net for retries and other
-//!   nodes' work).
+//! - **Hand-off.** Deliveries this node's accept calls leased to it arrive on a channel
+//!   and start like claimed ones, without a read of the queue; those of a saturated
+//!   endpoint go back to the table. The channel is read only while there is room.
+//! - **Wake-up.** The loop sleeps until a hand-off arrives, the store says a message was
+//!   accepted (and left its deliveries in the table), the recorder knows an earlier
+//!   retry time, a skipped endpoint has drained, room frees up while full, or the poll
+//!   interval passes (the safety net for retries and other nodes' work).
 //! - **Shutdown.** Cancelling stops claiming; those being sent finish (the request
 //!   timeout bounds them) and are recorded, deliveries still waiting for a request slot
-//!   are handed back to the queue unsent, and then the loop returns. Anything claimed
-//!   but neither recorded nor handed back (the process died, the store failed) keeps
-//!   its lease and is claimed again once the lease expires: delivery is at-least-once,
-//!   and `webhook-id` lets receivers drop the duplicates.
+//!   or in the hand-off channel are handed back to the queue unsent, and then the loop
+//!   returns. Anything claimed or handed off but neither recorded nor handed back (the
+//!   process died, the store failed) keeps its lease and is claimed again once the
+//!   lease expires: delivery is at-least-once, and `webhook-id` lets receivers drop
+//!   the duplicates.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use herald_core::{Clock, EndpointId, MessageId, to_millis};
+use herald_core::{
+    Clock, EndpointId, MessageId,
+    model::{Delivery, Endpoint},
+    to_millis,
+};
 use herald_metrics::Metrics;
-use herald_store::{ClaimedDelivery, DynStore, NextStep, StoreResult};
+use herald_store::{ClaimedDelivery, DynStore, HandedOff, HandoffReceiver, NextStep, StoreError, StoreResult};
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -45,6 +53,8 @@ use crate::{
 /// test ([`Dispatcher::run_until_idle`]).
 pub struct Dispatcher {
     shared: Arc<Shared>,
+    /// Deliveries this node's accept calls leased to it, sent without a claim.
+    handoff: Option<HandoffReceiver>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -102,7 +112,15 @@ impl Dispatcher {
         let (schedules, throttles) = (TypeSchedules::default(), Throttles::default());
         let shared =
             Shared { store, config, clock, client, endpoints, recorder, retries, schedules, throttles, metrics };
-        Ok(Self { shared: Arc::new(shared) })
+        Ok(Self { shared: Arc::new(shared), handoff: None })
+    }
+
+    /// Also takes the deliveries that the store hands off from `receiver` (the store
+    /// must have been given its sender, [`herald_store::DeliveryQueue::hand_off_to`]).
+    #[must_use]
+    pub fn with_handoff(mut self, receiver: HandoffReceiver) -> Self {
+        self.handoff = Some(receiver);
+        self
     }
 
     /// Sends everything that is due now, waits for every attempt to be recorded, and
@@ -121,7 +139,7 @@ impl Dispatcher {
                 return Ok(());
             }
             let mut tasks = JoinSet::new();
-            self.start(claim, &mut tasks, &never);
+            self.start(claim.leased(), &mut tasks, &never);
             while let Some(joined) = tasks.join_next().await {
                 task_ended(joined);
             }
@@ -130,7 +148,8 @@ impl Dispatcher {
 
     /// Runs until `shutdown` is cancelled, then finishes and records the attempts in
     /// progress, hands back the deliveries that had not started, and returns.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) {
+    pub async fn run_until_stopped(mut self, shutdown: CancellationToken) {
+        let mut handoff = self.handoff.take();
         let config = &self.shared.config;
         let waker = self.shared.store.delivery_waker();
         let mut tasks = JoinSet::new();
@@ -153,7 +172,7 @@ impl Dispatcher {
                     Ok(claim) => {
                         looked_at = claim.at;
                         let full = claim.deliveries.len() == room;
-                        self.start(claim, &mut tasks, &shutdown);
+                        self.start(claim.leased(), &mut tasks, &shutdown);
                         if full {
                             // More may be due; claim again before sleeping.
                             tokio::task::yield_now().await;
@@ -165,13 +184,31 @@ impl Dispatcher {
                     }
                 }
             }
+            let mut handed = None;
             tokio::select! {
                 () = shutdown.cancelled() => {}
+                received = receive(handoff.as_mut(), room), if room > 0 => handed = Some(received),
                 () = waker.notified() => {}
                 () = self.shared.retries.changed() => {}
                 () = self.shared.endpoints.room_freed() => {}
                 Some(joined) = tasks.join_next(), if room == 0 => unsent.extend(task_ended(joined)),
                 () = tokio::time::sleep(self.until_next_look(looked_at)) => {}
+            }
+            match handed {
+                Some(Some(batch)) => {
+                    let back = self.take_handed(batch, &mut tasks, &shutdown).await;
+                    self.hand_back(back).await;
+                }
+                // The store let go of its sender: only claims are left.
+                Some(None) => handoff = None,
+                None => {}
+            }
+        }
+        if let Some(mut receiver) = handoff {
+            // No more hand-offs; those already committed go back to the table.
+            receiver.close();
+            while let Some(handed) = receiver.recv().await {
+                unsent.push(Unsent::of(&handed.delivery, handed.lease_until));
             }
         }
         tracing::info!(deliveries.count = tasks.len(), "dispatcher stopping; finishing attempts in progress");
@@ -194,9 +231,53 @@ impl Dispatcher {
         Ok(Claim { deliveries, at: now, lease_until })
     }
 
-    /// Admits each claimed delivery to its endpoint and starts its task.
-    fn start(&self, claim: Claim, tasks: &mut JoinSet<TaskEnd>, stop: &CancellationToken) {
-        for claimed in claim.deliveries {
+    /// Starts the deliveries handed off by the accept calls like claimed ones: their
+    /// endpoints are read once per batch, and those of a saturated (or vanished)
+    /// endpoint are returned, to be handed back to the table.
+    async fn take_handed(
+        &self,
+        batch: Vec<HandedOff>,
+        tasks: &mut JoinSet<TaskEnd>,
+        stop: &CancellationToken,
+    ) -> Vec<Unsent> {
+        let saturated = self.shared.endpoints.saturated();
+        let mut endpoints: HashMap<EndpointId, Option<Endpoint>> = HashMap::new();
+        let (mut ready, mut back) = (Vec::with_capacity(batch.len()), Vec::new());
+        for handed in batch {
+            let id = &handed.delivery.endpoint_id;
+            if !endpoints.contains_key(id) {
+                let found = self.shared.store.get_endpoint(&handed.delivery.app_id, id.as_str()).await;
+                if let Err(error) = &found
+                    && !matches!(error, StoreError::NotFound(_))
+                {
+                    tracing::warn!(error = error as &dyn std::error::Error, "reading a handed-off delivery's endpoint");
+                }
+                endpoints.insert(id.clone(), found.ok());
+            }
+            match endpoints.get(id).cloned().flatten() {
+                Some(endpoint) if !saturated.contains(id) => {
+                    let claimed = ClaimedDelivery { delivery: handed.delivery, message: handed.message, endpoint };
+                    ready.push((claimed, handed.lease_until));
+                }
+                // A claim deletes the delivery of a deleted endpoint, and skips a
+                // saturated one until it has drained.
+                _ => back.push(Unsent::of(&handed.delivery, handed.lease_until)),
+            }
+        }
+        let types = ready.iter().map(|(d, _)| d.message.event_type.as_str());
+        self.shared.schedules.refresh(&self.shared.store, types).await;
+        self.start(ready, tasks, stop);
+        back
+    }
+
+    /// Admits each leased delivery to its endpoint and starts its task.
+    fn start(
+        &self,
+        leased: impl IntoIterator<Item = (ClaimedDelivery, DateTime<Utc>)>,
+        tasks: &mut JoinSet<TaskEnd>,
+        stop: &CancellationToken,
+    ) {
+        for (claimed, lease_until) in leased {
             let admission = self.shared.endpoints.admit(&claimed.endpoint.id);
             let span = tracing::info_span!(
                 "delivery",
@@ -205,7 +286,7 @@ impl Dispatcher {
                 app.id = %claimed.delivery.app_id,
                 attempt = claimed.delivery.attempts + 1,
             );
-            let task = deliver(self.shared.clone(), claimed, admission, claim.lease_until, stop.clone());
+            let task = deliver(self.shared.clone(), claimed, admission, lease_until, stop.clone());
             tasks.spawn(task.instrument(span));
         }
     }
@@ -258,11 +339,33 @@ struct Claim {
     lease_until: DateTime<Utc>,
 }
 
+impl Claim {
+    /// Each delivery with the lease it is held under.
+    fn leased(self) -> impl Iterator<Item = (ClaimedDelivery, DateTime<Utc>)> {
+        let lease_until = self.lease_until;
+        self.deliveries.into_iter().map(move |d| (d, lease_until))
+    }
+}
+
 /// A delivery claimed but not sent, to hand back.
 struct Unsent {
     msg_id: MessageId,
     endpoint_id: EndpointId,
     lease_until: DateTime<Utc>,
+}
+
+impl Unsent {
+    fn of(delivery: &Delivery, lease_until: DateTime<Utc>) -> Self {
+        Self { msg_id: delivery.msg_id.clone(), endpoint_id: delivery.endpoint_id.clone(), lease_until }
+    }
+}
+
+/// Up to `room` handed-off deliveries once at least one has arrived, or `None` once
+/// the store has let go of its sender; never resolves without a hand-off.
+async fn receive(handoff: Option<&mut HandoffReceiver>, room: usize) -> Option<Vec<HandedOff>> {
+    let Some(receiver) = handoff else { return std::future::pending().await };
+    let mut batch = Vec::with_capacity(room.min(receiver.max_capacity()));
+    (receiver.recv_many(&mut batch, room).await > 0).then_some(batch)
 }
 
 /// How a delivery task ended.

@@ -3,8 +3,9 @@
 //!
 //! Each delivery goes through named steps:
 //!
-//! 1. **claim** ([`Dispatcher`]): lease a batch of due deliveries from the store, the
-//!    only queue there is;
+//! 1. **claim** ([`Dispatcher`]): take the deliveries this node's accept calls handed
+//!    off (already leased to it), and lease batches of due deliveries from the store,
+//!    which stays the queue's truth;
 //! 2. **prepare** (`signing`): the exact stored payload bytes, `webhook-*` and `svix-*`
 //!    headers, one `v1`/`v1a` signature per active secret, the endpoint's headers;
 //! 3. **send** (`client`): one shared client that resolves names itself, connects only
@@ -71,10 +72,12 @@ pub fn spawn_dispatcher(
     clock: Clock,
     shutdown: CancellationToken,
 ) -> Result<DispatcherHandle, WorkerError> {
-    spawn_dispatcher_with_metrics(store, config, clock, Metrics::new(), shutdown)
+    spawn_dispatcher_with_metrics(store, config, clock, Metrics::new(), None, shutdown)
 }
 
-/// [`spawn_dispatcher`], counting into `metrics` (see [`Dispatcher::with_metrics`]).
+/// [`spawn_dispatcher`], counting into `metrics` (see [`Dispatcher::with_metrics`]) and
+/// taking the deliveries the store hands off through `handoff`
+/// ([`Dispatcher::with_handoff`]).
 ///
 /// # Errors
 /// As [`Dispatcher::new`].
@@ -83,9 +86,14 @@ pub fn spawn_dispatcher_with_metrics(
     config: WorkerConfig,
     clock: Clock,
     metrics: std::sync::Arc<Metrics>,
+    handoff: Option<herald_store::HandoffReceiver>,
     shutdown: CancellationToken,
 ) -> Result<DispatcherHandle, WorkerError> {
     let dispatcher = Dispatcher::with_metrics(store, config, clock, metrics)?;
+    let dispatcher = match handoff {
+        Some(receiver) => dispatcher.with_handoff(receiver),
+        None => dispatcher,
+    };
     Ok(DispatcherHandle { task: tokio::spawn(dispatcher.run_until_stopped(shutdown)) })
 }
 

@@ -4,6 +4,7 @@ mod attempts;
 mod bootstrap;
 mod connections;
 mod delivery;
+mod handoff;
 mod ingest;
 mod lifecycle;
 mod metrics;

@@ -350,3 +350,32 @@ pub async fn manual_control_requeues_deliveries(store: DynStore) {
     let stats = store.endpoint_stats(&a.id, &other.id, None, None).await.unwrap();
     assert_eq!((stats.success, stats.pending, stats.sending), (1, 0, 0));
 }
+
+pub async fn handed_off_deliveries_are_leased_until_sent(store: DynStore) {
+    let a = store.create_application(app("a", None)).await.unwrap();
+    store.create_endpoint(endpoint(&a.id, None, None)).await.unwrap();
+    let (sender, mut receiver) = crate::handoff::channel(1, Duration::seconds(30));
+    store.hand_off_to(sender);
+    let (m, queued) = created(store.create_message(message(a.id.as_str(), "t", None)).await.unwrap());
+    // The channel is full now: the next message's delivery goes to the table, pending.
+    let (full, _) = created(store.create_message(message(a.id.as_str(), "t", None)).await.unwrap());
+    let handed = receiver.try_recv().expect("the committed delivery was handed off");
+    assert!(receiver.try_recv().is_err(), "only one delivery had room");
+    assert_eq!((&handed.message.id, &handed.message.payload), (&m.id, &m.payload));
+    assert_eq!(
+        (handed.delivery.status, handed.delivery.next_attempt_at),
+        (DeliveryStatus::Sending, handed.lease_until)
+    );
+    let stored = store.list_deliveries(&a.id, &m.id).await.unwrap();
+    assert_eq!(stored, queued, "the row is written leased, as handed off");
+    assert_eq!(stored[0].next_attempt_at, handed.lease_until);
+
+    let now = herald_core::to_millis(Utc::now()) + Duration::seconds(1);
+    let claimed = store.claim_due_deliveries(now, 10, now + Duration::seconds(60)).await.unwrap();
+    let ids = |c: &[crate::ClaimedDelivery]| c.iter().map(|c| c.message.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&claimed), [full.id], "a claim takes the pending one and skips the handed-off one");
+
+    let later = handed.lease_until + Duration::seconds(1);
+    let again = store.claim_due_deliveries(later, 10, later + Duration::seconds(30)).await.unwrap();
+    assert_eq!(ids(&again), [m.id], "an expired hand-off is claimed");
+}

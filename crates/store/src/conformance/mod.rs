@@ -34,7 +34,8 @@ macro_rules! conformance_tests {
                 event_id_conflicts_within_window, idempotency_claims_are_exclusive, concurrent_messages_all_commit,
                 message_filters, deleting_an_app_removes_its_data;
             deliveries: claims_are_leased_and_expire, attempts_move_deliveries_on,
-                a_late_result_does_not_overwrite_a_newer_owner, attempt_log_filters_and_pages,
+                a_late_result_does_not_overwrite_a_newer_owner, handed_off_deliveries_are_leased_until_sent,
+                attempt_log_filters_and_pages,
                 manual_control_requeues_deliveries, claims_skip_endpoints_and_releases_requeue;
             maintenance: event_type_retry_schedules_round_trip, endpoints_failing_too_long_are_disabled,
                 retention_drops_expired_payloads_and_old_attempts, queue_depth_counts_pending_and_sending;
