@@ -246,14 +246,16 @@ pub(crate) async fn resend(
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     let mut tx = conn.begin().await.map_err(db)?;
-    let done = sqlx::query(
+    let done = sqlx::query(concat!(
         "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, trigger_type)
          SELECT $1, $2, $3, 1, 0, $4, 1
          WHERE EXISTS (SELECT 1 FROM messages WHERE app_id = $3 AND id = $1)
            AND EXISTS (SELECT 1 FROM endpoints WHERE app_id = $3 AND id = $2)
          ON CONFLICT (msg_id, endpoint_id)
-         DO UPDATE SET status = 1, attempts = 0, next_attempt_at = $4, trigger_type = 1",
-    )
+         DO UPDATE SET status = ",
+        herald_store::delivery_status!(Pending),
+        ", attempts = 0, next_attempt_at = $4, trigger_type = 1"
+    ))
     .bind(msg.as_str())
     .bind(endpoint.as_str())
     .bind(app.as_str())
@@ -275,10 +277,15 @@ pub(crate) async fn requeue(
 ) -> StoreResult<u64> {
     // Deliveries being sent right now (3) are left to finish; a payload that is gone
     // cannot be sent again.
-    let mut query = QueryBuilder::<Postgres>::new(
-        "UPDATE deliveries d SET status = 1, attempts = 0, trigger_type = 1, next_attempt_at = ",
-    );
-    query.push_bind(ms(now)).push(" WHERE d.status <> 3 AND d.app_id = ").push_bind(app.as_str().to_owned());
+    let mut query = QueryBuilder::<Postgres>::new(concat!(
+        "UPDATE deliveries d SET status = ",
+        herald_store::delivery_status!(Pending),
+        ", attempts = 0, trigger_type = 1, next_attempt_at = "
+    ));
+    query
+        .push_bind(ms(now))
+        .push(concat!(" WHERE d.status <> ", herald_store::delivery_status!(Sending), " AND d.app_id = "))
+        .push_bind(app.as_str().to_owned());
     query.push(" AND d.endpoint_id = ").push_bind(endpoint.as_str().to_owned());
     if let Some(status) = filter.status {
         query.push(" AND d.status = ").push_bind(status.code() as i16);

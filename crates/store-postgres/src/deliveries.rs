@@ -35,11 +35,15 @@ pub(crate) async fn release(
 ) -> StoreResult<()> {
     let msgs: Vec<&str> = deliveries.iter().map(|(m, _)| m.as_str()).collect();
     let endpoints: Vec<&str> = deliveries.iter().map(|(_, e)| e.as_str()).collect();
-    sqlx::query(
-        "UPDATE deliveries d SET status = 1, next_attempt_at = $4
+    sqlx::query(concat!(
+        "UPDATE deliveries d SET status = ",
+        herald_store::delivery_status!(Pending),
+        ", next_attempt_at = $4
          FROM unnest($1::text[], $2::text[]) AS r(msg_id, endpoint_id)
-         WHERE d.msg_id = r.msg_id AND d.endpoint_id = r.endpoint_id AND d.status = 3 AND d.next_attempt_at = $3",
-    )
+         WHERE d.msg_id = r.msg_id AND d.endpoint_id = r.endpoint_id AND d.status = ",
+        herald_store::delivery_status!(Sending),
+        " AND d.next_attempt_at = $3"
+    ))
     .bind(&msgs)
     .bind(&endpoints)
     .bind(ms(lease_until))
@@ -60,15 +64,24 @@ pub(crate) async fn claim(
     let skip: Vec<&str> = skip.iter().map(EndpointId::as_str).collect();
     // Autocommit: the lease is durable before any of it is sent.
     let claimed = sqlx::query(concat!(
-        "WITH due AS (
+        concat!(
+            "WITH due AS (
              SELECT msg_id, endpoint_id FROM deliveries
-             WHERE status IN (1, 3) AND next_attempt_at <= $1 AND NOT (endpoint_id = ANY($4))
+             WHERE status IN (",
+            herald_store::delivery_status!(Pending),
+            ", ",
+            herald_store::delivery_status!(Sending),
+            ")",
+            " AND next_attempt_at <= $1 AND NOT (endpoint_id = ANY($4))
              ORDER BY next_attempt_at
              LIMIT $2
              FOR UPDATE SKIP LOCKED)
-         UPDATE deliveries d SET status = 3, next_attempt_at = $3
+         UPDATE deliveries d SET status = ",
+            herald_store::delivery_status!(Sending),
+            ", next_attempt_at = $3
          FROM due WHERE d.msg_id = due.msg_id AND d.endpoint_id = due.endpoint_id
-         RETURNING ",
+         RETURNING "
+        ),
         "d.msg_id, d.endpoint_id, d.app_id, d.status, d.attempts, d.next_attempt_at, d.trigger_type"
     ))
     .bind(ms(now))
@@ -196,15 +209,17 @@ pub(crate) async fn record(conn: &mut PgConnection, results: &[AttemptResult]) -
     .execute(&mut *tx)
     .await
     .map_err(db)?;
-    sqlx::query(
+    sqlx::query(concat!(
         "UPDATE deliveries d
          SET status = u.status, attempts = d.attempts + 1, next_attempt_at = COALESCE(u.retry_at, d.next_attempt_at),
              trigger_type = 0
          FROM unnest($1::text[], $2::text[], $3::smallint[], $4::timestamptz[], $5::timestamptz[])
               AS u(msg_id, endpoint_id, status, retry_at, lease_until)
          WHERE d.msg_id = u.msg_id AND d.endpoint_id = u.endpoint_id
-           AND d.status = 3 AND d.next_attempt_at = u.lease_until",
-    )
+           AND d.status = ",
+        herald_store::delivery_status!(Sending),
+        " AND d.next_attempt_at = u.lease_until"
+    ))
     .bind(&msg_ids)
     .bind(&endpoint_ids)
     .bind(&statuses)

@@ -101,10 +101,13 @@ pub(crate) async fn record(
             }
         }
         if !msgs.is_empty() {
-            sqlx::query(
-                "UPDATE deliveries d SET status = 2 FROM unnest($1::text[], $2::text[]) AS u(msg_id, endpoint_id)
-                 WHERE d.msg_id = u.msg_id AND d.endpoint_id = u.endpoint_id AND d.status = 1",
-            )
+            sqlx::query(concat!(
+                "UPDATE deliveries d SET status = ",
+                herald_store::delivery_status!(Fail),
+                " FROM unnest($1::text[], $2::text[]) AS u(msg_id, endpoint_id)
+                 WHERE d.msg_id = u.msg_id AND d.endpoint_id = u.endpoint_id AND d.status = ",
+                herald_store::delivery_status!(Pending)
+            ))
             .bind(&msgs)
             .bind(&eps)
             .execute(&mut *tx)
@@ -164,10 +167,18 @@ pub(crate) async fn sweep(
 }
 
 pub(crate) async fn queue_depth(executor: impl PgExecutor<'_>) -> StoreResult<QueueDepth> {
-    let (pending, sending): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE status = 1), count(*) FILTER (WHERE status = 3)
-         FROM deliveries WHERE status IN (1, 3)",
-    )
+    let (pending, sending): (i64, i64) = sqlx::query_as(concat!(
+        "SELECT count(*) FILTER (WHERE status = ",
+        herald_store::delivery_status!(Pending),
+        "), count(*) FILTER (WHERE status = ",
+        herald_store::delivery_status!(Sending),
+        ")
+         FROM deliveries WHERE status IN (",
+        herald_store::delivery_status!(Pending),
+        ", ",
+        herald_store::delivery_status!(Sending),
+        ")"
+    ))
     .fetch_one(executor)
     .await
     .map_err(db)?;

@@ -239,12 +239,14 @@ pub fn resend(
         [app.as_str(), endpoint.as_str()],
         "endpoint",
     )?;
-    conn.prepare_cached(
+    conn.prepare_cached(concat!(
         "INSERT INTO deliveries (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, trigger_type)
          VALUES (?1, ?2, ?3, 1, 0, ?4, 1)
          ON CONFLICT (msg_id, endpoint_id)
-         DO UPDATE SET status = 1, attempts = 0, next_attempt_at = ?4, trigger_type = 1",
-    )
+         DO UPDATE SET status = ",
+        herald_store::delivery_status!(Pending),
+        ", attempts = 0, next_attempt_at = ?4, trigger_type = 1"
+    ))
     .and_then(|mut s| s.execute(params![msg.as_str(), endpoint.as_str(), app.as_str(), ms(now)]))
     .map_err(db_err("delivery"))?;
     Ok(())
@@ -260,8 +262,13 @@ pub fn requeue(
     // Deliveries being sent right now (3) are left to finish; a payload that is gone
     // cannot be sent again.
     let mut sql = Sql::new(
-        "UPDATE deliveries SET status = 1, attempts = 0, next_attempt_at = ?3, trigger_type = 1
-         WHERE app_id = ?1 AND endpoint_id = ?2 AND status <> 3",
+        concat!(
+            "UPDATE deliveries SET status = ",
+            herald_store::delivery_status!(Pending),
+            ", attempts = 0, next_attempt_at = ?3, trigger_type = 1
+         WHERE app_id = ?1 AND endpoint_id = ?2 AND status <> ",
+            herald_store::delivery_status!(Sending)
+        ),
         vec![text(app.as_str()), text(endpoint.as_str()), Value::Integer(ms(now))],
     );
     if let Some(status) = filter.status {

@@ -32,17 +32,26 @@ pub fn claim(
     // Pick the keys first, then lease each by primary key: a row-value `IN (subquery)`
     // in the UPDATE made SQLite scan the whole table, finished deliveries included.
     let due: Vec<(String, String)> = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT msg_id, endpoint_id FROM deliveries
-             WHERE status IN (1, 3) AND next_attempt_at <= ?1
+             WHERE status IN (",
+            herald_store::delivery_status!(Pending),
+            ", ",
+            herald_store::delivery_status!(Sending),
+            ")",
+            " AND next_attempt_at <= ?1
                AND endpoint_id NOT IN (SELECT value FROM json_each(?3))
-             ORDER BY next_attempt_at LIMIT ?2",
-        )
+             ORDER BY next_attempt_at LIMIT ?2"
+        ))
         .and_then(|mut s| s.query_map(params![ms(now), limit as i64, skip], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
         .map_err(db_err("delivery"))?;
     let mut lease = conn
         .prepare_cached(&format!(
-            "UPDATE deliveries SET status = 3, next_attempt_at = ?3 WHERE msg_id = ?1 AND endpoint_id = ?2 RETURNING {}",
+            concat!(
+                "UPDATE deliveries SET status = ",
+                herald_store::delivery_status!(Sending),
+                ", next_attempt_at = ?3 WHERE msg_id = ?1 AND endpoint_id = ?2 RETURNING {}"
+            ),
             rows::DELIVERY_COLUMNS
         ))
         .map_err(db_err("delivery"))?;
@@ -90,10 +99,14 @@ pub fn release(
     due_at: DateTime<Utc>,
 ) -> StoreResult<()> {
     let mut update = conn
-        .prepare_cached(
-            "UPDATE deliveries SET status = 1, next_attempt_at = ?4
-             WHERE msg_id = ?1 AND endpoint_id = ?2 AND status = 3 AND next_attempt_at = ?3",
-        )
+        .prepare_cached(concat!(
+            "UPDATE deliveries SET status = ",
+            herald_store::delivery_status!(Pending),
+            ", next_attempt_at = ?4
+             WHERE msg_id = ?1 AND endpoint_id = ?2 AND status = ",
+            herald_store::delivery_status!(Sending),
+            " AND next_attempt_at = ?3"
+        ))
         .map_err(db_err("delivery"))?;
     for (msg, endpoint) in deliveries {
         update
@@ -114,9 +127,9 @@ pub fn record(conn: &Connection, results: &[AttemptResult]) -> StoreResult<()> {
     let mut update = conn
         .prepare_cached(
             // A manual trigger is for the one attempt that follows it; retries are scheduled.
-            "UPDATE deliveries SET status = ?3, attempts = attempts + 1, next_attempt_at = COALESCE(?4, next_attempt_at),
+            concat!("UPDATE deliveries SET status = ?3, attempts = attempts + 1, next_attempt_at = COALESCE(?4, next_attempt_at),
                                    trigger_type = 0
-             WHERE msg_id = ?1 AND endpoint_id = ?2 AND status = 3 AND next_attempt_at = ?5",
+             WHERE msg_id = ?1 AND endpoint_id = ?2 AND status = ", herald_store::delivery_status!(Sending), " AND next_attempt_at = ?5"),
         )
         .map_err(db_err("delivery"))?;
     for AttemptResult { attempt: a, next, lease_until } in results {

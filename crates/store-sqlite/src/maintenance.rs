@@ -61,7 +61,12 @@ pub fn record(
                        WHERE id = ?1 AND disabled = 0 AND failing_since < ?3";
             if run(sql, &[&id, &now, &ms(cutoff)])? > 0 {
                 for msg in failing.retrying {
-                    let sql = "UPDATE deliveries SET status = 2 WHERE msg_id = ?1 AND endpoint_id = ?2 AND status = 1";
+                    let sql = concat!(
+                        "UPDATE deliveries SET status = ",
+                        herald_store::delivery_status!(Fail),
+                        " WHERE msg_id = ?1 AND endpoint_id = ?2 AND status = ",
+                        herald_store::delivery_status!(Pending)
+                    );
                     run(sql, &[&msg.as_str(), &id])?;
                 }
                 disabled.push(failing.id.clone());
@@ -101,9 +106,17 @@ pub fn sweep(
 }
 
 pub fn queue_depth(conn: &Connection) -> StoreResult<QueueDepth> {
-    conn.prepare_cached(
-        "SELECT COALESCE(SUM(status = 1), 0), COALESCE(SUM(status = 3), 0) FROM deliveries WHERE status IN (1, 3)",
-    )
+    conn.prepare_cached(concat!(
+        "SELECT COALESCE(SUM(status = ",
+        herald_store::delivery_status!(Pending),
+        "), 0), COALESCE(SUM(status = ",
+        herald_store::delivery_status!(Sending),
+        "), 0) FROM deliveries WHERE status IN (",
+        herald_store::delivery_status!(Pending),
+        ", ",
+        herald_store::delivery_status!(Sending),
+        ")"
+    ))
     .and_then(|mut s| {
         s.query_row([], |r| Ok(QueueDepth { pending: r.get::<_, i64>(0)? as u64, sending: r.get::<_, i64>(1)? as u64 }))
     })

@@ -108,3 +108,44 @@ pub trait DeliveryQueue: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<u64>;
 }
+
+/// A delivery status's code as an SQL literal, for backends' statements built with
+/// `concat!` (`concat!("… WHERE status = ", delivery_status!(Sending))`), so the codes of
+/// [`herald_core::model::DeliveryStatus`] are written in one place beside their test.
+/// Migrations keep their own literals: a changed migration would fail its checksum.
+#[macro_export]
+macro_rules! delivery_status {
+    (Success) => {
+        "0"
+    };
+    (Pending) => {
+        "1"
+    };
+    (Fail) => {
+        "2"
+    };
+    (Sending) => {
+        "3"
+    };
+    (Canceled) => {
+        "4"
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use herald_core::model::DeliveryStatus;
+
+    #[test]
+    fn sql_literals_are_the_status_codes() {
+        for (literal, status) in [
+            (delivery_status!(Success), DeliveryStatus::Success),
+            (delivery_status!(Pending), DeliveryStatus::Pending),
+            (delivery_status!(Fail), DeliveryStatus::Fail),
+            (delivery_status!(Sending), DeliveryStatus::Sending),
+            (delivery_status!(Canceled), DeliveryStatus::Canceled),
+        ] {
+            assert_eq!(literal, status.code().to_string());
+        }
+    }
+}
