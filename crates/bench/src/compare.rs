@@ -102,13 +102,11 @@ enum Running {
 
 impl Running {
     async fn start(target: Target, args: &CompareArgs) -> anyhow::Result<Self> {
-        Ok(match target {
-            Target::Forwarder => Self::Forwarder(ChildServer::start_forwarder()?),
-            Target::Sqlite => Self::Herald(Nodes::start(args.server_bin.clone(), None, "all", 0).await?),
-            Target::Postgres => {
-                Self::Herald(Nodes::start(args.server_bin.clone(), args.postgres.as_deref(), "all", 0).await?)
-            }
-        })
+        if target == Target::Forwarder {
+            return Ok(Self::Forwarder(ChildServer::start_forwarder()?));
+        }
+        let postgres = args.postgres.as_deref().filter(|_| target == Target::Postgres);
+        Ok(Self::Herald(Nodes::start(args.server_bin.clone(), postgres, "all", 0).await?))
     }
 
     fn server(&self) -> &ChildServer {
